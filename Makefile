@@ -1,0 +1,32 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app wsgi
+STAMP := $(VENV)/.installed
+export PAYMENT_GATEWAY_EMULATOR ?= 1
+
+.PHONY: run test test-sqlite test-postgres install migrate bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run: the embedded default on http://127.0.0.1:5000 (SQLite, inline jobs, emulator, demo data)
+run: $(STAMP)
+	$(FLASK) db upgrade
+	$(FLASK) seed-demo
+	BACKGROUND_TICKER=1 $(FLASK) run --host 127.0.0.1 --port 5000 --with-threads --no-reload
+
+## test: the whole suite on SQLite, then again on PostgreSQL (a database created per run)
+test: $(STAMP)
+	bash scripts/services-up
+	$(BIN)/python -m pytest -q
+	TEST_POSTGRES_URL=$${TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/test} $(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache

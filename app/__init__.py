@@ -1,0 +1,114 @@
+"""CourseCashier: the payment system of a paid-knowledge platform."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from flask import Flask
+
+from app.config import finalize_config, load_config
+from app.database import configure_sqlite, sqlite_engine_options
+from app.extensions import csrf, db, login_manager, migrate
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """The application factory. ``config`` overrides the environment (tests use it)."""
+    app = Flask(
+        __name__,
+        instance_path=str(PROJECT_ROOT / "instance"),
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    app.config.update(load_config(app.instance_path, environ=None if config is None else {}))
+    if config:
+        app.config.update(config)
+    finalize_config(app.config)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    register_extensions(app)
+    register_channels(app)
+    register_blueprints(app)
+    register_cli(app)
+    register_errors(app)
+    register_templates(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    app.config.setdefault(
+        "SQLALCHEMY_ENGINE_OPTIONS", sqlite_engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
+    )
+    db.init_app(app)
+    with app.app_context():
+        configure_sqlite(db.engine)
+    # Batch mode lets Alembic alter SQLite tables (it copies them).
+    migrate.init_app(
+        app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True, compare_type=True
+    )
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "accounts.login"
+    login_manager.login_message = "Please log in to continue."
+    login_manager.login_message_category = "info"
+
+    from app.accounts.services import load_user
+
+    login_manager.user_loader(load_user)
+
+    from app import models  # noqa: F401  (every table known to the metadata)
+
+
+def register_channels(app: Flask) -> None:
+    from app.payments.keys import ensure_emulator_keys
+    from app.payments.registry import init_channels
+
+    if app.config["PAYMENT_GATEWAY_EMULATOR"]:
+        ensure_emulator_keys(app.config["KEYS_DIR"])
+    init_channels(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from app.accounts.views import bp as accounts_bp
+    from app.api.views import bp as api_bp
+    from app.cart.views import bp as cart_bp
+    from app.catalog.views import bp as catalog_bp
+    from app.checkout.views import bp as checkout_bp
+    from app.health import bp as health_bp
+    from app.payments.views import bp as payments_bp
+
+    for blueprint in (catalog_bp, accounts_bp, cart_bp, checkout_bp, payments_bp, health_bp):
+        app.register_blueprint(blueprint)
+    app.register_blueprint(api_bp)
+    csrf.exempt(api_bp)  # bearer-token clients send no cookies, so CSRF cannot apply
+
+    if app.config["PAYMENT_GATEWAY_EMULATOR"]:
+        from app.gateway import init_gateway
+
+        init_gateway(app)
+
+
+def register_cli(app: Flask) -> None:
+    from app.accounts.cli import users_cli
+    from app.catalog.cli import seed_demo_command
+    from app.jobs.cli import jobs_cli
+
+    app.cli.add_command(users_cli)
+    app.cli.add_command(jobs_cli)
+    app.cli.add_command(seed_demo_command)
+
+
+def register_errors(app: Flask) -> None:
+    from app.errors import register_error_handlers
+
+    register_error_handlers(app)
+
+
+def register_templates(app: Flask) -> None:
+    from app.money import display_yuan
+    from app.timeutil import beijing
+
+    app.jinja_env.filters["yuan"] = display_yuan
+    app.jinja_env.globals["zip"] = zip
+    app.jinja_env.filters["beijing"] = lambda moment: beijing(moment).strftime("%Y-%m-%d %H:%M")

@@ -1,0 +1,39 @@
+"""`flask users create` and `flask users token`."""
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+
+from app.accounts import services
+from app.accounts.models import ROLES
+from app.extensions import db
+
+users_cli = AppGroup("users", help="Manage users and API tokens.")
+
+
+@users_cli.command("create")
+@click.option("--email", required=True)
+@click.option("--role", type=click.Choice(ROLES), default="learner", show_default=True)
+@click.option("--name", default="")
+@click.password_option()
+def create_command(email: str, role: str, name: str, password: str) -> None:
+    """Create a user, for example a staff member."""
+    try:
+        services.create_user(email, password, name, role)
+    except services.AccountError as error:
+        raise click.ClickException(error.message) from None
+    db.session.commit()
+    click.echo(f"created {role} {services.normalize_email(email)}")
+
+
+@users_cli.command("token")
+@click.argument("email")
+@click.option("--name", default="cli", show_default=True)
+def token_command(email: str, name: str) -> None:
+    """Print a new API token for EMAIL (shown once; only its hash is stored)."""
+    user = services.find_user(email)
+    if user is None:
+        raise click.ClickException(f"no user {email}")
+    token = services.create_token(user.id, name)
+    db.session.commit()
+    click.echo(token)

@@ -1,0 +1,120 @@
+"""Users, passwords and API tokens."""
+from __future__ import annotations
+
+import functools
+import hashlib
+import secrets
+
+from sqlalchemy import func, select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.accounts.models import ROLES, ApiToken, User
+from app.extensions import db
+from app.timeutil import now
+
+TOKEN_PREFIX = "cc_"
+
+
+class AccountError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def load_user(user_id: str) -> User | None:
+    if not user_id.isdigit():
+        return None
+    return db.session.get(User, int(user_id))
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def find_user(email: str) -> User | None:
+    return db.session.scalar(select(User).where(User.email == normalize_email(email)))
+
+
+def create_user(email: str, password: str, display_name: str = "", role: str = "learner") -> int:
+    if role not in ROLES:
+        raise AccountError("invalid_role", f"role must be one of {', '.join(ROLES)}")
+    if len(password) < 8:
+        raise AccountError("weak_password", "The password needs at least 8 characters.")
+    email = normalize_email(email)
+    if find_user(email) is not None:
+        raise AccountError("email_taken", "An account with this e-mail already exists.")
+    user = User(email=email, display_name=display_name or email.split("@")[0], role=role)
+    user.set_password(password)
+    db.session.add(user)
+    db.session.flush()
+    return user.id
+
+
+def authenticate(email: str, password: str) -> User | None:
+    user = find_user(email)
+    if user is None:
+        # Spend the same time as a real check, so timing does not reveal who has an account.
+        check_password_hash(_dummy_hash(), password)
+        return None
+    if not user.check_password(password) or not user.is_active:
+        return None
+    return user
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(user_id: int, name: str) -> str:
+    """Create an API token and return it: the only time its secret is shown."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    db.session.add(
+        ApiToken(
+            user_id=user_id,
+            name=name.strip()[:80] or "token",
+            prefix=token[:10],
+            token_hash=_hash_token(token),
+            created_at=now(),
+        )
+    )
+    db.session.flush()
+    return token
+
+
+def revoke_token(user_id: int, token_id: int) -> bool:
+    token = db.session.get(ApiToken, token_id)
+    if token is None or token.user_id != user_id or token.revoked_at is not None:
+        return False
+    token.revoked_at = now()
+    db.session.flush()
+    return True
+
+
+def user_for_token(token: str) -> User | None:
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_token(token)))
+    if row is None or row.revoked_at is not None or not row.user.is_active:
+        return None
+    return row.user
+
+
+def active_tokens(user_id: int) -> list[ApiToken]:
+    return list(
+        db.session.scalars(
+            select(ApiToken)
+            .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+            .order_by(ApiToken.id)
+        )
+    )
+
+
+def user_count() -> int:
+    return db.session.scalar(select(func.count(User.id))) or 0
+
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return generate_password_hash(secrets.token_hex(16))

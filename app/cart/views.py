@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
+
+from app.accounts.forms import EmptyForm
+from app.cart import services
+from app.cart.coupons import CouponError
+from app.cart.forms import CheckoutForm, CouponForm
+from app.checkout.checkout_flow import checkout_cart
+from app.checkout.services import CheckoutError
+from app.extensions import db
+
+bp = Blueprint("cart", __name__, url_prefix="/cart")
+
+
+@bp.route("/")
+@login_required
+def view() -> str:
+    cart = services.view_cart(current_user.id)
+    db.session.commit()  # the cart row may have just been created
+    return render_template(
+        "cart/cart.html",
+        cart=cart,
+        coupon_form=CouponForm(),
+        checkout_form=CheckoutForm(),
+        form=EmptyForm(),
+    )
+
+
+@bp.route("/add/<int:course_id>", methods=["POST"])
+@login_required
+def add(course_id: int) -> Response:
+    if EmptyForm().validate_on_submit():
+        try:
+            services.add_course(current_user.id, course_id)
+        except services.CartError as error:
+            flash(error.message, "error")
+        else:
+            db.session.commit()
+            flash("Added to your cart.", "success")
+    return redirect(url_for("cart.view"))
+
+
+@bp.route("/remove/<int:course_id>", methods=["POST"])
+@login_required
+def remove(course_id: int) -> Response:
+    if EmptyForm().validate_on_submit():
+        services.remove_course(current_user.id, course_id)
+        db.session.commit()
+    return redirect(url_for("cart.view"))
+
+
+@bp.route("/coupon", methods=["POST"])
+@login_required
+def apply_coupon() -> Response:
+    form = CouponForm()
+    if not form.validate_on_submit():
+        flash("Enter a coupon code.", "error")
+        return redirect(url_for("cart.view"))
+    try:
+        services.apply_coupon(current_user.id, form.code.data)
+    except CouponError as error:
+        flash(error.message, "error")
+    else:
+        db.session.commit()
+        flash("Coupon applied.", "success")
+    return redirect(url_for("cart.view"))
+
+
+@bp.route("/coupon/remove", methods=["POST"])
+@login_required
+def remove_coupon() -> Response:
+    if EmptyForm().validate_on_submit():
+        services.clear_coupon(current_user.id)
+        db.session.commit()
+    return redirect(url_for("cart.view"))
+
+
+@bp.route("/checkout", methods=["POST"])
+@login_required
+def checkout() -> Response:
+    form = CheckoutForm()
+    if not form.validate_on_submit():
+        flash("Choose a payment method.", "error")
+        return redirect(url_for("cart.view"))
+    try:
+        order_no = checkout_cart(current_user.id, form.channel.data)
+    except (CheckoutError, CouponError) as error:
+        db.session.rollback()
+        flash(error.message, "error")
+        return redirect(url_for("cart.view"))
+    return redirect(url_for("checkout.pay", order_no=order_no))

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.timeutil import system_now
+
+ORDER_STATUSES = ("pending", "paid", "partially_refunded", "refunded", "closed")
+
+
+class Order(db.Model):
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending', 'paid', 'partially_refunded', 'refunded', 'closed')",
+            name="status",
+        ),
+        CheckConstraint("subtotal_fen >= 0", name="subtotal_fen"),
+        CheckConstraint("discount_fen >= 0 AND discount_fen <= subtotal_fen", name="discount_fen"),
+        CheckConstraint("tax_fen >= 0", name="tax_fen"),
+        CheckConstraint("total_fen = subtotal_fen - discount_fen + tax_fen", name="total_fen"),
+        # An app client's retried POST finds its order by this key (per user).
+        UniqueConstraint("user_id", "idempotency_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_no: Mapped[str] = mapped_column(String(32), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    currency: Mapped[str] = mapped_column(String(3), default="CNY")
+    subtotal_fen: Mapped[int]
+    discount_fen: Mapped[int]
+    tax_fen: Mapped[int]
+    total_fen: Mapped[int]
+    coupon_id: Mapped[int | None] = mapped_column(ForeignKey("coupons.id"))
+    coupon_code: Mapped[str | None] = mapped_column(String(40))
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=system_now)
+    paid_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    idempotency_key: Mapped[str | None] = mapped_column(String(100))
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64))
+
+    lines: Mapped[list[OrderLine]] = relationship(back_populates="order", order_by="OrderLine.id")
+
+
+class OrderLine(db.Model):
+    """A course as sold: prices, instructor and rate are snapshots, never re-read later."""
+
+    __tablename__ = "order_lines"
+    __table_args__ = (
+        CheckConstraint("list_price_fen >= 0", name="list_price_fen"),
+        CheckConstraint(
+            "discount_fen >= 0 AND discount_fen <= list_price_fen", name="discount_fen"
+        ),
+        CheckConstraint("tax_fen >= 0", name="tax_fen"),
+        CheckConstraint("amount_fen = list_price_fen - discount_fen + tax_fen", name="amount_fen"),
+        CheckConstraint("commission_bps BETWEEN 0 AND 10000", name="commission_bps"),
+        UniqueConstraint("order_id", "course_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id"), index=True)
+    title: Mapped[str] = mapped_column(String(120))
+    instructor_id: Mapped[int] = mapped_column(ForeignKey("instructors.id"), index=True)
+    commission_bps: Mapped[int]
+    list_price_fen: Mapped[int]
+    discount_fen: Mapped[int]
+    tax_fen: Mapped[int]
+    amount_fen: Mapped[int]
+
+    order: Mapped[Order] = relationship(back_populates="lines")

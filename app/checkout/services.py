@@ -1,0 +1,193 @@
+"""Placing an order: price snapshots, the coupon redemption, the deadline, the first
+payment attempt. Services flush, never commit; the caller commits (DESIGN.md §3)."""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Sequence
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from app.accounts.models import User
+from app.cart.coupons import CouponError, check_coupon, find_coupon, redeem
+from app.cart.pricing import PriceLine, quote
+from app.cart.services import tax_rate
+from app.catalog.models import Course
+from app.catalog.services import owned_course_ids
+from app.checkout.models import Order, OrderLine
+from app.extensions import db
+from app.payments.models import PaymentAttempt
+from app.payments.registry import ENABLED_CHANNELS
+from app.timeutil import beijing, now
+
+MAX_COURSES_PER_ORDER = 50
+
+
+class CheckoutError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class IdempotencyConflict(CheckoutError):
+    def __init__(self) -> None:
+        super().__init__(
+            "idempotency_conflict",
+            "This Idempotency-Key was already used with a different request.",
+        )
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    user_id: int
+    course_ids: tuple[int, ...]
+    coupon_code: str | None
+    channel: str
+    idempotency_key: str | None = None
+    fingerprint: str | None = None
+
+
+def new_order_no() -> str:
+    # Beijing date and time, then randomness: sortable, unguessable, at most 22 chars.
+    return "CC" + beijing(now()).strftime("%Y%m%d%H%M%S") + f"{secrets.randbelow(10**6):06d}"
+
+
+def find_by_idempotency_key(user_id: int, key: str) -> Order | None:
+    return db.session.scalar(
+        select(Order).where(Order.user_id == user_id, Order.idempotency_key == key)
+    )
+
+
+def place_order(request: OrderRequest) -> int:
+    """Create a pending order and its first payment attempt; returns the order id.
+
+    With an idempotency key, a repeat of the same request returns the first order, and a
+    different request under the same key raises `IdempotencyConflict`.
+    """
+    if request.idempotency_key:
+        existing = find_by_idempotency_key(request.user_id, request.idempotency_key)
+        if existing is not None:
+            if existing.request_fingerprint != request.fingerprint:
+                raise IdempotencyConflict()
+            return existing.id
+    if request.channel not in ENABLED_CHANNELS:
+        raise CheckoutError("unknown_channel", "This payment method is not available.")
+    courses = _courses_for(request)
+    # Serialise one learner's checkouts, so per-user coupon limits hold under races.
+    db.session.execute(select(User.id).where(User.id == request.user_id).with_for_update())
+
+    lines = [PriceLine(course.id, course.price_fen) for course in courses]
+    coupon = find_coupon(request.coupon_code) if request.coupon_code else None
+    discount = check_coupon(coupon, request.user_id, lines, now()) if coupon else None
+    priced = quote(lines, tax_rate(), discount)
+    if priced.total_fen <= 0:
+        # Free orders need no channel; this release sells paid courses only.
+        raise CheckoutError("nothing_to_pay", "The order total must be above zero.")
+
+    expires_at = now() + timedelta(minutes=current_app.config["ORDER_TTL_MINUTES"])
+    order = Order(
+        order_no=new_order_no(),
+        user_id=request.user_id,
+        status="pending",
+        subtotal_fen=priced.subtotal_fen,
+        discount_fen=priced.discount_fen,
+        tax_fen=priced.tax_fen,
+        total_fen=priced.total_fen,
+        coupon_id=coupon.id if coupon else None,
+        coupon_code=coupon.code if coupon else None,
+        expires_at=expires_at,
+        created_at=now(),
+        idempotency_key=request.idempotency_key,
+        request_fingerprint=request.fingerprint,
+    )
+    by_id = {course.id: course for course in courses}
+    for line in priced.lines:
+        course = by_id[line.course_id]
+        order.lines.append(
+            OrderLine(
+                course_id=course.id,
+                title=course.title_zh,
+                instructor_id=course.instructor_id,
+                commission_bps=course.effective_commission_bps,
+                list_price_fen=line.list_price_fen,
+                discount_fen=line.discount_fen,
+                tax_fen=line.tax_fen,
+                amount_fen=line.amount_fen,
+            )
+        )
+    db.session.add(order)
+    db.session.flush()
+    if coupon is not None:
+        redeem(coupon, request.user_id, order.id)
+    new_attempt(order, request.channel)
+    return order.id
+
+
+def _courses_for(request: OrderRequest) -> list[Course]:
+    course_ids = list(dict.fromkeys(request.course_ids))
+    if not course_ids:
+        raise CheckoutError("empty_cart", "Choose at least one course.")
+    if len(course_ids) > MAX_COURSES_PER_ORDER:
+        raise CheckoutError("too_many_courses", "Too many courses in one order.")
+    courses = list(
+        db.session.scalars(select(Course).where(Course.id.in_(course_ids), Course.is_published))
+    )
+    if len(courses) != len(course_ids):
+        raise CheckoutError("course_not_found", "A course in this order does not exist.")
+    owned = owned_course_ids(request.user_id) & set(course_ids)
+    if owned:
+        raise CheckoutError("course_owned", "You already own a course in this order.")
+    order_of_request = {course_id: index for index, course_id in enumerate(course_ids)}
+    return sorted(courses, key=lambda course: order_of_request[course.id])
+
+
+def new_attempt(order: Order, channel: str) -> int:
+    """A payment attempt with its own out_trade_no, sharing the order's deadline."""
+    sequence = (
+        db.session.scalar(
+            select(func.count(PaymentAttempt.id)).where(PaymentAttempt.order_id == order.id)
+        )
+        or 0
+    ) + 1
+    attempt = PaymentAttempt(
+        order_id=order.id,
+        channel=channel,
+        out_trade_no=f"{order.order_no}P{sequence:02d}",
+        amount_fen=order.total_fen,
+        status="created",
+        expires_at=order.expires_at,
+        created_at=now(),
+    )
+    db.session.add(attempt)
+    db.session.flush()
+    return attempt.id
+
+
+def order_for_user(order_no: str, user_id: int) -> Order | None:
+    """The order if it belongs to this learner; someone else's order is simply not found."""
+    return db.session.scalar(
+        select(Order).where(Order.order_no == order_no, Order.user_id == user_id)
+    )
+
+
+def current_attempt(order_id: int) -> PaymentAttempt | None:
+    return db.session.scalar(
+        select(PaymentAttempt)
+        .where(PaymentAttempt.order_id == order_id)
+        .order_by(PaymentAttempt.id.desc())
+        .limit(1)
+    )
+
+
+def my_orders(user_id: int) -> Sequence[Order]:
+    return list(
+        db.session.scalars(
+            select(Order).where(Order.user_id == user_id).order_by(Order.id.desc()).limit(100)
+        )
+    )
+
+
+__all__ = ["CheckoutError", "CouponError", "IdempotencyConflict", "OrderRequest", "place_order"]

@@ -1,0 +1,149 @@
+"""Configuration from the environment (DESIGN.md §5), with defaults for the embedded mode.
+
+`load_config()` reads the environment once per app; nothing here runs at import.
+Production (``APP_ENV=production``) fails fast on anything that would be unsafe.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Mapping
+
+from dotenv import load_dotenv
+
+DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:5000"
+
+# Identities of the built-in emulator's merchant: fixed so `make run` needs no setup.
+EMULATOR_ALIPAY_APP_ID = "2021000000000001"
+EMULATOR_ALIPAY_SELLER_ID = "2088000000000001"
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run safely; the message says which variable."""
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"not a boolean: {value!r}")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}")
+    return value
+
+
+def _rate(env: Mapping[str, str], name: str, default: str) -> Decimal:
+    raw = env.get(name) or default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ConfigError(f"{name} must be a decimal such as 0.05, got {raw!r}") from None
+    if not Decimal(0) <= value < Decimal(1):
+        raise ConfigError(f"{name} must be in [0, 1)")
+    return value
+
+
+def load_config(instance_path: str, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Build the Flask config mapping from the environment (and `.env` when present)."""
+    if environ is None:
+        load_dotenv(override=False)
+        environ = os.environ
+    env = dict(environ)
+    app_env = env.get("APP_ENV", "development")
+    if app_env not in {"development", "production", "testing"}:
+        raise ConfigError("APP_ENV must be development, production or testing")
+    production = app_env == "production"
+    instance = Path(instance_path)
+
+    config: dict[str, Any] = {
+        "APP_ENV": app_env,
+        "SECRET_KEY": env.get("SECRET_KEY") or "",
+        "SQLALCHEMY_DATABASE_URI": env.get("DATABASE_URL")
+        or f"sqlite:///{instance / 'cashier.db'}",
+        "REDIS_URL": env.get("REDIS_URL") or None,
+        "JOBS_QUEUE_PREFIX": env.get("JOBS_QUEUE_PREFIX") or "cashier",
+        "PUBLIC_BASE_URL": (env.get("PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE_URL).rstrip("/"),
+        "PAYMENT_GATEWAY_EMULATOR": _flag(env.get("PAYMENT_GATEWAY_EMULATOR"), not production),
+        "KEYS_DIR": env.get("KEYS_DIR") or str(instance / "keys"),
+        "TAX_RATE": _rate(env, "TAX_RATE", "0"),
+        "ORDER_TTL_MINUTES": _int(env, "ORDER_TTL_MINUTES", 15, minimum=1),
+        "REFUND_WINDOW_DAYS": _int(env, "REFUND_WINDOW_DAYS", 7),
+        "LARGE_REFUND_FEN": _int(env, "LARGE_REFUND_FEN", 50000),
+        "FIELD_ENCRYPTION_KEY": env.get("FIELD_ENCRYPTION_KEY") or "",
+        "CHANNEL_TIMEOUT_SECONDS": float(env.get("CHANNEL_TIMEOUT_SECONDS") or 10),
+        "SEED_DEMO_ON_START": _flag(env.get("SEED_DEMO_ON_START"), False),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": (env.get("PUBLIC_BASE_URL") or "").startswith("https://"),
+        "WTF_CSRF_TIME_LIMIT": None,
+    }
+    for name in (
+        "ALIPAY_APP_ID",
+        "ALIPAY_SELLER_ID",
+        "ALIPAY_APP_PRIVATE_KEY_FILE",
+        "ALIPAY_PUBLIC_KEY_FILE",
+        "ALIPAY_GATEWAY_URL",
+    ):
+        config[name] = env.get(name) or None
+    if config["SQLALCHEMY_DATABASE_URI"].startswith("postgres://"):
+        # Heroku-style URLs name a dialect SQLAlchemy 2 no longer accepts.
+        config["SQLALCHEMY_DATABASE_URI"] = "postgresql://" + config[
+            "SQLALCHEMY_DATABASE_URI"
+        ][len("postgres://") :]
+    return config
+
+
+def finalize_config(config: dict[str, Any]) -> None:
+    """Fill development defaults and refuse unsafe production settings.
+
+    Runs after test overrides are merged, so a test can still choose every value.
+    """
+    production = config["APP_ENV"] == "production"
+    if production:
+        problems = []
+        if not config.get("SECRET_KEY") or len(config["SECRET_KEY"]) < 32:
+            problems.append("SECRET_KEY must be set to at least 32 random characters")
+        if config.get("PAYMENT_GATEWAY_EMULATOR"):
+            problems.append("PAYMENT_GATEWAY_EMULATOR must be 0 in production")
+        if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+            problems.append("DATABASE_URL must point at PostgreSQL in production")
+        for name in (
+            "ALIPAY_APP_ID",
+            "ALIPAY_SELLER_ID",
+            "ALIPAY_APP_PRIVATE_KEY_FILE",
+            "ALIPAY_PUBLIC_KEY_FILE",
+            "ALIPAY_GATEWAY_URL",
+        ):
+            if not config.get(name):
+                problems.append(f"{name} is required in production")
+        if problems:
+            raise ConfigError("; ".join(problems))
+    elif not config.get("SECRET_KEY"):
+        # A per-process key: sessions do not survive a restart, which is fine in dev.
+        config["SECRET_KEY"] = secrets.token_urlsafe(32)
+    if not config.get("PAYMENT_GATEWAY_EMULATOR"):
+        missing = [
+            name
+            for name in ("ALIPAY_APP_ID", "ALIPAY_SELLER_ID", "ALIPAY_GATEWAY_URL")
+            if not config.get(name)
+        ]
+        if missing:
+            raise ConfigError(
+                "the gateway emulator is off, so set " + ", ".join(missing)
+            )

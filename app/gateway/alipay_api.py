@@ -1,0 +1,230 @@
+"""``POST /gateway/alipay/gateway.do``: the open-platform gateway, played like
+openapi.alipay.com/gateway.do.
+
+The common parameters are checked in Alipay's order and with its error codes; ``sign``
+is verified over every other non-empty parameter, ``sign_type`` included, with the
+merchant's public key. Every answer, refusals included, is signed with the emulator's
+private key. Refusals that come before the method is known go under ``error_response``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Any, Callable, Mapping
+
+from flask import Response, current_app, request, url_for
+
+from app.extensions import db
+from app.gateway import trades
+from app.gateway.blueprint import bp
+from app.gateway.identity import AlipayIdentity, alipay_identity
+from app.gateway.models import GatewayAlipayTrade
+from app.money import MoneyFormatError, format_yuan, parse_yuan
+from app.payments.channels.alipay import (
+    ALIPAY_TIME_FORMAT,
+    format_beijing_time,
+    signed_response_body,
+    verify_params,
+)
+from app.timeutil import as_aware
+
+log = logging.getLogger(__name__)
+
+MESSAGES = {
+    "10000": "Success",
+    "20000": "Service Currently Unavailable",
+    "40001": "Missing Required Arguments",
+    "40002": "Invalid Arguments",
+    "40004": "Business Failed",
+}
+MAX_AMOUNT_FEN = 100_000_000 * 100  # Alipay's ceiling for one trade: ¥100,000,000.00
+MAX_URL_LENGTH = 512
+
+Node = dict[str, Any]
+
+
+class Refusal(Exception):
+    """An answer other than 10000, in Alipay's code / sub_code vocabulary."""
+
+    def __init__(self, code: str, sub_code: str, sub_msg: str) -> None:
+        super().__init__(f"{code} {sub_code}")
+        self.node: Node = {"code": code, "msg": MESSAGES[code], "sub_code": sub_code, "sub_msg": sub_msg}
+
+
+def _business(error: trades.TradeError) -> Refusal:
+    return Refusal("40004", error.sub_code, error.sub_msg)
+
+
+def _answer(method: str, node: Mapping[str, Any]) -> Response:
+    body = signed_response_body(method, node, alipay_identity().gateway_private_key)
+    return Response(body, status=200, content_type="application/json; charset=utf-8")
+
+
+def _read_params() -> dict[str, str]:
+    """Parameters from the query string and the form body, like Alipay accepts them."""
+    pairs = list(request.args.items(multi=True)) + list(request.form.items(multi=True))
+    params = dict(pairs)
+    if len(params) != len(pairs):
+        raise Refusal("40002", "isv.invalid-parameter", "参数重复")
+    return params
+
+
+def _require(params: Mapping[str, str], name: str, sub_code: str) -> str:
+    value = params.get(name)
+    if not value:
+        raise Refusal("40001", sub_code, f"缺少参数 {name}")
+    return value
+
+
+def _check_common(params: Mapping[str, str], identity: AlipayIdentity) -> None:
+    """Authenticate the request: app id, signature type, charset, signature, timestamp."""
+    if _require(params, "app_id", "isv.missing-app-id") != identity.app_id:
+        raise Refusal("40002", "isv.invalid-app-id", "无效的AppID参数")
+    if _require(params, "sign_type", "isv.missing-signature-type") != "RSA2":
+        raise Refusal("40002", "isv.invalid-signature-type", "无效的签名类型")
+    if _require(params, "charset", "isv.missing-charset").lower() != "utf-8":
+        raise Refusal("40002", "isv.invalid-charset", "字符集错误")
+    _require(params, "sign", "isv.missing-signature")
+    if not verify_params(params, identity.merchant_public_key, exclude=("sign",)):
+        raise Refusal("40002", "isv.invalid-signature", "验签出错")
+    try:
+        datetime.strptime(_require(params, "timestamp", "isv.missing-timestamp"), ALIPAY_TIME_FORMAT)
+    except ValueError:
+        raise Refusal("40002", "isv.invalid-timestamp", "非法的时间戳参数") from None
+    if params.get("version", "1.0") != "1.0":
+        raise Refusal("40002", "isv.invalid-version", "版本号错误")
+    if len(params.get("notify_url", "")) > MAX_URL_LENGTH:
+        raise Refusal("40002", "isv.invalid-parameter", "notify_url 过长")
+
+
+def _biz_content(params: Mapping[str, str]) -> dict[str, Any]:
+    try:
+        biz = json.loads(params.get("biz_content") or "{}")
+    except ValueError:
+        raise Refusal("40002", "isv.invalid-parameter", "biz_content 不是合法的JSON") from None
+    if not isinstance(biz, dict):
+        raise Refusal("40002", "isv.invalid-parameter", "biz_content 不是JSON对象")
+    return biz
+
+
+def _text(biz: Mapping[str, Any], name: str, max_length: int, required: bool = True) -> str | None:
+    value = biz.get(name)
+    if value is None or value == "":
+        if required:
+            raise Refusal("40004", "ACQ.INVALID_PARAMETER", f"缺少参数 {name}")
+        return None
+    if not isinstance(value, str) or len(value) > max_length:
+        raise Refusal("40004", "ACQ.INVALID_PARAMETER", f"参数 {name} 无效")
+    return value
+
+
+def _lookup(biz: Mapping[str, Any], identity: AlipayIdentity) -> GatewayAlipayTrade | None:
+    """The emulator's record for out_trade_no or trade_no, scanned or not."""
+    out_trade_no = _text(biz, "out_trade_no", 64, required=False)
+    trade_no = _text(biz, "trade_no", 64, required=False)
+    if out_trade_no is None and trade_no is None:
+        raise Refusal("40004", "ACQ.INVALID_PARAMETER", "out_trade_no 和 trade_no 不能同时为空")
+    trade = trades.by_trade_no(trade_no) if trade_no else trades.by_out_trade_no(out_trade_no or "")
+    return trade if trade is not None and trade.app_id == identity.app_id else None
+
+
+def _not_exist() -> Refusal:
+    return Refusal("40004", "ACQ.TRADE_NOT_EXIST", "交易不存在")
+
+
+def _success(**fields: Any) -> Node:
+    return {"code": "10000", "msg": "Success", **fields}
+
+
+def precreate(params: Mapping[str, str], biz: Mapping[str, Any], identity: AlipayIdentity) -> Node:
+    out_trade_no = _text(biz, "out_trade_no", 64) or ""
+    subject = _text(biz, "subject", 256) or ""
+    try:
+        amount_fen = parse_yuan(_text(biz, "total_amount", 16) or "")
+    except MoneyFormatError:
+        raise Refusal("40004", "ACQ.INVALID_PARAMETER", "total_amount 格式错误") from None
+    if not 0 < amount_fen <= MAX_AMOUNT_FEN:
+        raise Refusal("40004", "ACQ.TOTAL_FEE_EXCEED", "订单金额超过限额")
+    try:
+        trade = trades.precreate(
+            app_id=identity.app_id,
+            out_trade_no=out_trade_no,
+            amount_fen=amount_fen,
+            subject=subject,
+            timeout_express=_text(biz, "timeout_express", 8, required=False),
+            notify_url=params.get("notify_url") or None,
+        )
+    except trades.TradeError as error:
+        raise _business(error) from None
+    qr_path = url_for("gateway.alipay_qr", token=trade.qr_token)
+    return _success(out_trade_no=trade.out_trade_no, qr_code=current_app.config["PUBLIC_BASE_URL"] + qr_path)
+
+
+def query(params: Mapping[str, str], biz: Mapping[str, Any], identity: AlipayIdentity) -> Node:
+    trade = _lookup(biz, identity)
+    if trade is None or trade.opened_at is None:
+        raise _not_exist()  # until the QR is scanned Alipay has no trade to report
+    trades.expire_if_due(trade)
+    amount = format_yuan(trade.total_amount_fen)
+    paid = trade.status == trades.TRADE_SUCCESS
+    node = _success(
+        trade_no=trade.trade_no,
+        out_trade_no=trade.out_trade_no,
+        trade_status=trade.status,
+        total_amount=amount,
+        buyer_pay_amount=amount if paid else "0.00",
+        receipt_amount=amount if paid else "0.00",
+    )
+    if paid and trade.paid_at is not None:
+        node["buyer_logon_id"] = trade.buyer_logon_id
+        node["send_pay_date"] = format_beijing_time(as_aware(trade.paid_at))
+    return node
+
+
+def close(params: Mapping[str, str], biz: Mapping[str, Any], identity: AlipayIdentity) -> Node:
+    trade = _lookup(biz, identity)
+    if trade is None:
+        raise _not_exist()
+    try:
+        outcome = trades.close_trade(trade)
+    except trades.TradeError as error:
+        raise _business(error) from None
+    if outcome is trades.CloseOutcome.NOT_EXIST:
+        # Returned, not raised: the close of the unscanned QR is committed with this answer.
+        return _not_exist().node
+    return _success(trade_no=trade.trade_no, out_trade_no=trade.out_trade_no)
+
+
+Handler = Callable[[Mapping[str, str], Mapping[str, Any], AlipayIdentity], Node]
+HANDLERS: dict[str, Handler] = {
+    "alipay.trade.precreate": precreate,
+    "alipay.trade.query": query,
+    "alipay.trade.close": close,
+}
+
+
+@bp.post("/alipay/gateway.do")
+def alipay_gateway() -> Response:
+    """One open-platform call. Always HTTP 200 with a signed JSON body, as Alipay does."""
+    identity = alipay_identity()
+    try:
+        params = _read_params()
+        method = _require(params, "method", "isv.missing-method")
+        if method not in HANDLERS:
+            raise Refusal("40002", "isv.invalid-method", "不存在的方法名")
+    except Refusal as refusal:
+        return _answer("error", refusal.node)
+    try:
+        _check_common(params, identity)
+        node = HANDLERS[method](params, _biz_content(params), identity)
+        db.session.commit()
+    except Refusal as refusal:
+        db.session.rollback()
+        node = refusal.node
+    except trades.StaleTrade:
+        db.session.rollback()
+        node = Refusal("20000", "ACQ.SYSTEM_ERROR", "系统繁忙，请重试").node
+    if node["code"] != "10000":
+        log.info("gateway %s refused: %s %s", method, node["code"], node.get("sub_code"))
+    return _answer(method, node)

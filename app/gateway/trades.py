@@ -1,0 +1,215 @@
+"""The emulated Alipay's trade rules: precreate, scan, pay, close and lazy expiry.
+
+These functions flush, never commit: the gateway's views are the transaction boundary,
+as everywhere else in the app. Every status change goes through ``TRANSITIONS`` and a
+compare-and-set UPDATE, so two racing requests cannot both move one trade.
+"""
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime, timedelta
+from enum import Enum
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.extensions import db
+from app.gateway.models import GatewayAlipayTrade
+from app.timeutil import BEIJING, beijing, from_aware, now
+
+PRECREATED = "precreated"
+WAIT_BUYER_PAY = "WAIT_BUYER_PAY"
+TRADE_SUCCESS = "TRADE_SUCCESS"
+TRADE_CLOSED = "TRADE_CLOSED"
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    PRECREATED: frozenset({WAIT_BUYER_PAY, TRADE_CLOSED}),
+    WAIT_BUYER_PAY: frozenset({TRADE_SUCCESS, TRADE_CLOSED}),
+    TRADE_SUCCESS: frozenset(),  # refunds are out of the emulator's scope
+    TRADE_CLOSED: frozenset(),
+}
+UNPAID = frozenset({PRECREATED, WAIT_BUYER_PAY})
+
+# Alipay's precreate: timeout_express from 1m to 15d, or "1c" (until the end of today);
+# without one the QR code lives two hours.
+_TIMEOUT_RE = re.compile(r"^(?:([1-9]\d{0,5})([mhd])|1c)$")
+_TIMEOUT_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
+MAX_TIMEOUT = timedelta(days=15)
+DEFAULT_TIMEOUT = timedelta(hours=2)
+
+
+class TradeError(Exception):
+    """A business refusal in Alipay's words; the API answers it as code 40004."""
+
+    def __init__(self, sub_code: str, sub_msg: str) -> None:
+        super().__init__(f"{sub_code}: {sub_msg}")
+        self.sub_code = sub_code
+        self.sub_msg = sub_msg
+
+
+class StaleTrade(Exception):
+    """Another request moved the trade first; the caller rolls back and may retry."""
+
+
+class IllegalTransition(RuntimeError):
+    """A move the transition table forbids: a bug in the emulator, not a user error."""
+
+
+class CloseOutcome(str, Enum):
+    CLOSED = "closed"
+    NOT_EXIST = "not_exist"  # never scanned: Alipay has no such trade to close
+
+
+def expiry_from_timeout(timeout_express: str | None, start: datetime) -> datetime:
+    """The naive-UTC deadline that ``timeout_express`` sets for a QR made at ``start``.
+
+    Raises TradeError(ACQ.INVALID_PARAMETER) on anything Alipay would refuse.
+    """
+    if timeout_express is None or timeout_express == "":
+        return start + DEFAULT_TIMEOUT
+    match = _TIMEOUT_RE.match(timeout_express)
+    if match is None:
+        raise TradeError("ACQ.INVALID_PARAMETER", "timeout_express 格式错误")
+    if match.group(1) is None:  # "1c": midnight at the end of today, Beijing time
+        tomorrow = beijing(start).date() + timedelta(days=1)
+        return from_aware(datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=BEIJING))
+    span = int(match.group(1)) * _TIMEOUT_UNITS[match.group(2)]
+    if span > MAX_TIMEOUT:
+        raise TradeError("ACQ.INVALID_PARAMETER", "timeout_express 超出范围")
+    return start + span
+
+
+def mask_logon_id(logon_id: str) -> str:
+    """Alipay shows buyers masked: ``learner@example.com`` -> ``lea***@example.com``,
+    ``13800001234`` -> ``138****1234``."""
+    local, at, domain = logon_id.partition("@")
+    if at:
+        return f"{local[:3]}***@{domain}"
+    if len(logon_id) > 7:
+        return f"{logon_id[:3]}****{logon_id[-4:]}"
+    return logon_id[:1] + "***"
+
+
+def by_out_trade_no(out_trade_no: str) -> GatewayAlipayTrade | None:
+    return db.session.scalar(
+        select(GatewayAlipayTrade).where(GatewayAlipayTrade.out_trade_no == out_trade_no)
+    )
+
+
+def by_trade_no(trade_no: str) -> GatewayAlipayTrade | None:
+    return db.session.scalar(
+        select(GatewayAlipayTrade).where(GatewayAlipayTrade.trade_no == trade_no)
+    )
+
+
+def by_qr_token(token: str) -> GatewayAlipayTrade | None:
+    return db.session.scalar(select(GatewayAlipayTrade).where(GatewayAlipayTrade.qr_token == token))
+
+
+def _move(trade: GatewayAlipayTrade, to: str, **values: object) -> None:
+    """Compare-and-set ``trade.status`` to ``to``; StaleTrade if someone moved it first."""
+    if to not in TRANSITIONS[trade.status]:
+        raise IllegalTransition(f"{trade.status} -> {to}")
+    result = db.session.execute(
+        update(GatewayAlipayTrade)
+        .where(GatewayAlipayTrade.id == trade.id, GatewayAlipayTrade.status == trade.status)
+        .values(status=to, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise StaleTrade(trade.out_trade_no)
+    db.session.refresh(trade)
+
+
+def expire_if_due(trade: GatewayAlipayTrade) -> None:
+    """Close an unpaid trade whose deadline passed. Expiry is lazy: it happens when the
+    trade is next looked at, which is indistinguishable from outside."""
+    if trade.status in UNPAID and now() >= trade.expires_at:
+        _move(trade, TRADE_CLOSED, closed_at=trade.expires_at)
+
+
+def precreate(
+    *,
+    app_id: str,
+    out_trade_no: str,
+    amount_fen: int,
+    subject: str,
+    timeout_express: str | None,
+    notify_url: str | None,
+) -> GatewayAlipayTrade:
+    """The trade behind a QR code, created on first call.
+
+    Precreating the same out_trade_no again with the same amount returns the same trade
+    (so the same QR code); a different amount, or a trade already paid or closed, is
+    refused the way Alipay refuses it.
+    """
+    moment = now()
+    expires_at = expiry_from_timeout(timeout_express, moment)
+    existing = by_out_trade_no(out_trade_no)
+    if existing is None:
+        trade = GatewayAlipayTrade(
+            out_trade_no=out_trade_no,
+            app_id=app_id,
+            qr_token=secrets.token_urlsafe(16),
+            subject=subject,
+            total_amount_fen=amount_fen,
+            notify_url=notify_url,
+            created_at=moment,
+            expires_at=expires_at,
+            status=PRECREATED,
+        )
+        try:
+            with db.session.begin_nested():
+                db.session.add(trade)
+        except IntegrityError:
+            # A concurrent precreate of the same out_trade_no won; answer as a repeat.
+            existing = by_out_trade_no(out_trade_no)
+            if existing is None:
+                raise
+        else:
+            return trade
+    expire_if_due(existing)
+    if existing.app_id != app_id or existing.total_amount_fen != amount_fen:
+        raise TradeError("ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改")
+    if existing.status == TRADE_SUCCESS:
+        raise TradeError("ACQ.TRADE_HAS_SUCCESS", "交易已被支付")
+    if existing.status == TRADE_CLOSED:
+        raise TradeError("ACQ.TRADE_HAS_CLOSE", "交易已经关闭")
+    return existing
+
+
+def open_trade(trade: GatewayAlipayTrade) -> None:
+    """The buyer scanned the QR code: Alipay creates the trade and gives it a number.
+
+    Opening an already opened, paid or closed trade changes nothing.
+    """
+    expire_if_due(trade)
+    if trade.status != PRECREATED:
+        return
+    moment = now()
+    # Alipay trade numbers start with the Beijing date; the row id keeps them unique.
+    trade_no = f"{beijing(moment):%Y%m%d}22001{trade.id:09d}"
+    _move(trade, WAIT_BUYER_PAY, opened_at=moment, trade_no=trade_no)
+
+
+def pay_trade(trade: GatewayAlipayTrade, buyer_logon_id: str) -> None:
+    """The buyer confirmed in the app. Only a waiting, unexpired trade can be paid."""
+    expire_if_due(trade)
+    if trade.status != WAIT_BUYER_PAY:
+        raise TradeError("ACQ.TRADE_STATUS_ERROR", "交易状态不合法")
+    _move(trade, TRADE_SUCCESS, paid_at=now(), buyer_logon_id=mask_logon_id(buyer_logon_id))
+
+
+def close_trade(trade: GatewayAlipayTrade) -> CloseOutcome:
+    """``alipay.trade.close``: a waiting trade closes; closing twice is harmless.
+
+    A never-scanned QR answers NOT_EXIST, like Alipay, but is still closed here so it
+    can no longer be paid. A paid trade is refused with ACQ.TRADE_STATUS_ERROR.
+    """
+    expire_if_due(trade)
+    if trade.status == TRADE_SUCCESS:
+        raise TradeError("ACQ.TRADE_STATUS_ERROR", "交易状态不合法")
+    if trade.status in UNPAID:
+        _move(trade, TRADE_CLOSED, closed_at=now())
+    return CloseOutcome.NOT_EXIST if trade.opened_at is None else CloseOutcome.CLOSED

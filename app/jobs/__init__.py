@@ -1,0 +1,43 @@
+"""The single enqueue seam (DESIGN.md §4).
+
+With ``REDIS_URL`` a job goes to RQ; without it, it runs in-process right away. Either
+way it must be called only after the transaction that wrote the job's rows committed:
+a job that runs before its row is visible finds nothing to do.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import current_app
+
+from app.jobs.queues import JOB_SPECS, rq_queue
+from app.jobs.runner import run_job
+
+log = logging.getLogger(__name__)
+
+
+def enqueue(name: str, *args: int | str) -> None:
+    """Run job ``name`` (a key of `JOB_SPECS`) with primitive arguments, after commit.
+
+    Never raises for a queue outage: the row is in the database, and the sweeper finds
+    work whose job was lost.
+    """
+    spec = JOB_SPECS[name]
+    if not current_app.config.get("REDIS_URL"):
+        run_job(name, *args)
+        return
+    try:
+        rq_queue(spec.queue).enqueue(
+            spec.function_path,
+            args=list(args),
+            job_id=spec.job_id(*args),
+            retry=spec.retry(),
+            failure_ttl=7 * 24 * 3600,
+        )
+    except Exception as error:  # noqa: BLE001 - any Redis failure leaves the work to the sweeper
+        log.warning("could not enqueue %s%r: %s", name, args, type(error).__name__)
+
+
+def job_spec(name: str) -> Any:
+    return JOB_SPECS[name]

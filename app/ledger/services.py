@@ -1,0 +1,96 @@
+"""Posting to the double-entry journal. Entries are append-only and always balance."""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterable, Sequence
+
+from sqlalchemy import func, select
+
+from app.checkout.models import Order
+from app.extensions import db
+from app.ledger import accounts
+from app.ledger.models import JournalEntry, Posting
+from app.money import apply_bps
+from app.timeutil import now
+
+
+class UnbalancedEntry(ValueError):
+    pass
+
+
+def post_entry(
+    kind: str,
+    source_key: str,
+    legs: Iterable[tuple[str, int]],
+    order_id: int | None = None,
+    memo: str = "",
+) -> int:
+    """Append one balanced entry; legs on the same account are merged, zero legs dropped.
+
+    ``source_key`` is unique: booking the same business event twice fails at the database.
+    """
+    merged: dict[str, int] = defaultdict(int)
+    for account, amount_fen in legs:
+        merged[account] += amount_fen
+    postings = [(account, amount) for account, amount in merged.items() if amount != 0]
+    if sum(amount for _, amount in postings) != 0:
+        raise UnbalancedEntry(f"{source_key}: postings do not sum to zero")
+    entry = JournalEntry(
+        kind=kind, source_key=source_key, order_id=order_id, memo=memo, created_at=now()
+    )
+    entry.postings = [Posting(account=account, amount_fen=amount) for account, amount in postings]
+    db.session.add(entry)
+    db.session.flush()
+    return entry.id
+
+
+def sale_legs(order: Order, channel: str) -> list[tuple[str, int]]:
+    """A paid order split into tax, instructor pending shares and platform revenue.
+
+    The instructor share is the line's rate applied to the line amount net of tax.
+    """
+    legs: list[tuple[str, int]] = [(accounts.channel(channel), order.total_fen)]
+    for line in order.lines:
+        net = line.amount_fen - line.tax_fen
+        share = apply_bps(net, line.commission_bps)
+        legs.append((accounts.TAX_PAYABLE, -line.tax_fen))
+        legs.append((accounts.instructor_pending(line.instructor_id), -share))
+        legs.append((accounts.PLATFORM_REVENUE, -(net - share)))
+    return legs
+
+
+def post_sale(order: Order, channel: str, attempt_id: int) -> int:
+    return post_entry(
+        "payment",
+        f"payment:{attempt_id}",
+        sale_legs(order, channel),
+        order_id=order.id,
+        memo=f"order {order.order_no} paid by {channel}",
+    )
+
+
+def post_unallocated_receipt(order: Order, channel: str, attempt_id: int, amount_fen: int) -> int:
+    """Book money that arrived for an order already paid by another attempt."""
+    return post_entry(
+        "orphan_payment",
+        f"payment:{attempt_id}",
+        [(accounts.channel(channel), amount_fen), (accounts.UNALLOCATED_RECEIPTS, -amount_fen)],
+        order_id=order.id,
+        memo=f"second payment of order {order.order_no}; to be refunded",
+    )
+
+
+def balance(account: str) -> int:
+    return db.session.scalar(
+        select(func.coalesce(func.sum(Posting.amount_fen), 0)).where(Posting.account == account)
+    )
+
+
+def unbalanced_entry_ids(entry_ids: Sequence[int] | None = None) -> list[int]:
+    """Entries whose postings do not sum to zero: always empty unless something is wrong."""
+    query = select(Posting.entry_id).group_by(Posting.entry_id).having(
+        func.sum(Posting.amount_fen) != 0
+    )
+    if entry_ids is not None:
+        query = query.where(Posting.entry_id.in_(entry_ids))
+    return list(db.session.scalars(query))

@@ -1,0 +1,8 @@
+"""Imports every model module so the metadata (and Alembic) sees every table."""
+from app.accounts import models as accounts_models  # noqa: F401
+from app.cart import models as cart_models  # noqa: F401
+from app.catalog import models as catalog_models  # noqa: F401
+from app.checkout import models as checkout_models  # noqa: F401
+from app.ledger import models as ledger_models  # noqa: F401
+from app.payments import models as payments_models  # noqa: F401
+from app.gateway import models as gateway_models  # noqa: F401

@@ -1,0 +1,131 @@
+"""The contract between the payment services and a payment channel.
+
+Channels are plain Python: no Flask, no database, no models. They receive a settings
+dataclass and an HTTP session, and exchange the frozen dataclasses below with the
+services. Preparing a charge never moves money; only the learner's confirmation at the
+channel does, and we learn of it from a verified notification or an active query.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Mapping, Protocol
+
+
+class TradeState(str, enum.Enum):
+    """What a channel says about one out_trade_no."""
+
+    NOT_FOUND = "not_found"  # the channel has no such trade (e.g. QR never scanned)
+    PENDING = "pending"  # created at the channel, waiting for the payer
+    PAID = "paid"  # money received
+    CLOSED = "closed"  # closed or expired without payment, or fully refunded
+
+
+@dataclass(frozen=True)
+class ChargeRequest:
+    out_trade_no: str
+    amount_fen: int
+    subject: str
+    expires_at: datetime  # timezone-aware; the order deadline shared with the channel
+    notify_url: str
+
+
+@dataclass(frozen=True)
+class ChargeIntent:
+    out_trade_no: str
+    qr_code: str  # the text to render as a QR code (a URL the payer's app opens)
+
+
+@dataclass(frozen=True)
+class TradeStatus:
+    out_trade_no: str
+    state: TradeState
+    amount_fen: int | None = None
+    channel_trade_no: str | None = None
+    paid_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A verified asynchronous notification, already checked against our merchant ids."""
+
+    channel: str
+    notify_id: str  # the channel's id of this notification: our inbox dedupe key
+    out_trade_no: str
+    channel_trade_no: str
+    state: TradeState
+    amount_fen: int
+    currency: str
+    paid_at: datetime | None
+    raw: Mapping[str, str] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    out_trade_no: str
+    out_refund_no: str
+    amount_fen: int
+    total_fen: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    out_refund_no: str
+    succeeded: bool
+    amount_fen: int
+    channel_refund_no: str | None = None
+
+
+class ChannelError(Exception):
+    """Base of every error a channel raises."""
+
+
+class UnknownResult(ChannelError):
+    """The channel's answer is unknown (network error, timeout, system busy).
+
+    The outcome must be learnt by a query, never guessed.
+    """
+
+
+class SignatureError(ChannelError):
+    """A signature did not verify, or the signed text could not be parsed."""
+
+
+class NotificationRejected(ChannelError):
+    """A notification with a valid signature that is not for us or is malformed."""
+
+
+class ChannelRefused(ChannelError):
+    """The channel answered and refused the request (a business error)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class NotifyAnswer:
+    """What the notify endpoint must answer, in the channel's own words."""
+
+    status: int
+    body: str
+    content_type: str = "text/plain; charset=utf-8"
+
+
+class PaymentChannel(Protocol):
+    name: str
+
+    def precreate(self, charge: ChargeRequest) -> ChargeIntent: ...
+
+    def query(self, out_trade_no: str) -> TradeStatus: ...
+
+    def close(self, out_trade_no: str) -> TradeState: ...
+
+    def parse_notification(self, body: bytes, headers: Mapping[str, str]) -> Notification: ...
+
+    def accepted_answer(self) -> NotifyAnswer: ...
+
+    def rejected_answer(self, reason: str) -> NotifyAnswer: ...

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.checkout.models import Order
+from app.extensions import db
+from app.timeutil import system_now
+
+
+class PaymentAttempt(db.Model):
+    """One QR code at one channel, with its own out_trade_no. At most one succeeds."""
+
+    __tablename__ = "payment_attempts"
+    __table_args__ = (
+        CheckConstraint("status IN ('created', 'succeeded', 'closed', 'failed')", name="status"),
+        CheckConstraint("amount_fen > 0", name="amount_fen"),
+        CheckConstraint("channel IN ('alipay', 'wechat')", name="channel"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    out_trade_no: Mapped[str] = mapped_column(String(64), unique=True)
+    amount_fen: Mapped[int]
+    status: Mapped[str] = mapped_column(String(10), default="created", index=True)
+    qr_code: Mapped[str | None] = mapped_column(String(512))
+    channel_trade_no: Mapped[str | None] = mapped_column(String(64))
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=system_now)
+    succeeded_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(255))
+
+    order: Mapped[Order] = relationship()
+
+
+class InboxNotification(db.Model):
+    """A verified channel notification, stored before any processing (DESIGN.md §8).
+
+    The unique dedupe key makes a redelivered notification one row; processing it is a
+    job that can run any number of times.
+    """
+
+    __tablename__ = "notification_inbox"
+    __table_args__ = (
+        CheckConstraint("status IN ('received', 'processed', 'failed')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    dedupe_key: Mapped[str] = mapped_column(String(128), unique=True)
+    out_trade_no: Mapped[str] = mapped_column(String(64), index=True)
+    attempt_id: Mapped[int | None] = mapped_column(ForeignKey("payment_attempts.id"), index=True)
+    # What the verified notification said, so the job need not parse the body again.
+    trade_state: Mapped[str] = mapped_column(String(12))
+    amount_fen: Mapped[int]
+    channel_trade_no: Mapped[str] = mapped_column(String(64))
+    paid_at: Mapped[datetime | None]
+    raw_body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10), default="received", index=True)
+    outcome: Mapped[str | None] = mapped_column(String(255))
+    deliveries: Mapped[int] = mapped_column(default=1)
+    received_at: Mapped[datetime] = mapped_column(default=system_now)
+    processed_at: Mapped[datetime | None]
+
+    attempt: Mapped[PaymentAttempt | None] = relationship()
+
+
+class RejectedNotification(db.Model):
+    """A callback we refused (bad signature, not our merchant, wrong amount...).
+
+    Kept for staff so a forgery or a misconfiguration is visible; it never moves money.
+    Only a bounded excerpt of the body is kept.
+    """
+
+    __tablename__ = "rejected_notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str] = mapped_column(String(255))
+    out_trade_no: Mapped[str | None] = mapped_column(String(64))
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+    body_excerpt: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=system_now)

@@ -1,0 +1,62 @@
+"""Asking the channel for a QR code: a boundary step, not a service.
+
+It ends the caller's transaction before the network call: no row lock or SQLite write
+lock is held while we wait on a channel (which, in the embedded mode, is our own
+emulator needing that same lock), and a slow channel cannot stall other writers.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import current_app, url_for
+
+from app.extensions import db
+from app.payments.channels.base import ChannelError, ChargeRequest
+from app.payments.models import PaymentAttempt
+from app.payments.registry import get_channel
+from app.timeutil import as_aware
+
+log = logging.getLogger(__name__)
+
+
+def notify_url(channel: str) -> str:
+    path = url_for("payments.notify", channel=channel)
+    return current_app.config["PUBLIC_BASE_URL"] + path
+
+
+def issue_qr(attempt_id: int, subject: str) -> str | None:
+    """Precreate the attempt at its channel and store its QR text; commits.
+
+    Returns the QR text, or None when the channel failed (the reason is kept on the
+    attempt and the learner can retry: precreate is idempotent per out_trade_no).
+    """
+    attempt = db.session.get(PaymentAttempt, attempt_id)
+    if attempt is None or attempt.status != "created":
+        db.session.commit()
+        return None
+    if attempt.qr_code:
+        db.session.commit()
+        return attempt.qr_code
+    charge = ChargeRequest(
+        out_trade_no=attempt.out_trade_no,
+        amount_fen=attempt.amount_fen,
+        subject=subject[:128],
+        expires_at=as_aware(attempt.expires_at),
+        notify_url=notify_url(attempt.channel),
+    )
+    channel_name = attempt.channel
+    db.session.commit()
+
+    try:
+        intent = get_channel(channel_name).precreate(charge)
+    except ChannelError as error:
+        log.warning("precreate of %s failed: %s", charge.out_trade_no, type(error).__name__)
+        attempt = db.session.get(PaymentAttempt, attempt_id)
+        attempt.last_error = f"{type(error).__name__}: {error}"[:255]
+        db.session.commit()
+        return None
+    attempt = db.session.get(PaymentAttempt, attempt_id)
+    attempt.qr_code = intent.qr_code
+    attempt.last_error = None
+    db.session.commit()
+    return intent.qr_code

@@ -1,0 +1,71 @@
+"""`POST /notify/<channel>`: verify, store, commit, enqueue, answer (DESIGN.md §8)."""
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, abort, request
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.extensions import csrf, db
+from app.jobs import enqueue
+from app.payments import services
+from app.payments.channels.base import (
+    NotificationRejected,
+    NotifyAnswer,
+    PaymentChannel,
+    SignatureError,
+)
+from app.payments.registry import ENABLED_CHANNELS, get_channel
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("payments", __name__)
+
+MAX_NOTIFY_BYTES = 64 * 1024
+
+
+def _answer(answer: NotifyAnswer) -> Response:
+    return Response(answer.body, status=answer.status, content_type=answer.content_type)
+
+
+def _reject(channel: PaymentChannel, reason: str, body: str, out_trade_no: str | None) -> Response:
+    log.warning("rejected %s notification: %s", channel.name, reason)
+    try:
+        services.record_rejection(channel.name, reason, body, request.remote_addr, out_trade_no)
+        db.session.commit()
+    except SQLAlchemyError:
+        db.session.rollback()
+        log.exception("could not record a rejected notification")
+    return _answer(channel.rejected_answer(reason))
+
+
+@bp.route("/notify/<channel>", methods=["POST"])
+@csrf.exempt
+def notify(channel: str) -> Response:
+    if channel not in ENABLED_CHANNELS:
+        abort(404)
+    adapter = get_channel(channel)
+    if (request.content_length or 0) > MAX_NOTIFY_BYTES:
+        return _answer(adapter.rejected_answer("too large"))
+    raw = request.get_data(cache=False)
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        notification = adapter.parse_notification(raw, dict(request.headers))
+    except (SignatureError, NotificationRejected) as error:
+        return _reject(adapter, f"{type(error).__name__}: {error}", text, None)
+
+    try:
+        stored = services.store_notification(notification, text)
+        db.session.commit()
+    except services.NotificationMismatch as error:
+        db.session.rollback()
+        return _reject(adapter, f"mismatch: {error}", text, notification.out_trade_no)
+    except SQLAlchemyError:
+        db.session.rollback()
+        log.exception("could not store a verified %s notification", channel)
+        # Not stored: a failure answer makes the channel deliver it again.
+        return _answer(NotifyAnswer(500, "failure"))
+
+    if stored.needs_processing:
+        enqueue("process_notification", stored.inbox_id)
+    return _answer(adapter.accepted_answer())

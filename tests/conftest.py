@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import create_app
+from app.extensions import db
+from tests.wsgi_transport import WSGITransport
+
+KEYS = Path(__file__).parent / "keys"
+TEST_BASE_URL = "http://cashier.test"
+
+# The committed test key pairs, under the names the app looks for in KEYS_DIR.
+KEY_FILES = {
+    "alipay_app_private.pem": "alipay_app_private.pem",
+    "alipay_app_public.pem": "alipay_app_public.pem",
+    "alipay_gateway_private.pem": "alipay_platform_private.pem",
+    "alipay_gateway_public.pem": "alipay_platform_public.pem",
+}
+
+
+@dataclass
+class Clock:
+    """An injected clock: naive UTC, moved only by the test."""
+
+    current: datetime = field(default_factory=lambda: datetime(2026, 11, 20, 2, 0, 0))
+
+    def __call__(self) -> datetime:
+        return self.current
+
+    def advance(self, **delta: float) -> datetime:
+        self.current += timedelta(**delta)
+        return self.current
+
+
+@pytest.fixture(scope="session")
+def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("keys")
+    for target, source in KEY_FILES.items():
+        shutil.copy(KEYS / source, folder / target)
+    return folder
+
+
+def _postgres_admin_url() -> str | None:
+    return os.environ.get("TEST_POSTGRES_URL") or None
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """SQLite by default; a fresh PostgreSQL database when TEST_POSTGRES_URL is set."""
+    admin_url = _postgres_admin_url()
+    if admin_url is None:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'cashier.db'}"
+        return
+    name = f"cashier_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def is_postgres(database_url: str) -> bool:
+    return database_url.startswith("postgresql")
+
+
+def base_config(database_url: str, keys_dir: Path, instance: Path) -> dict:
+    return {
+        "APP_ENV": "testing",
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key-that-is-long-enough-000",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "KEYS_DIR": str(keys_dir),
+        "PUBLIC_BASE_URL": TEST_BASE_URL,
+        "PAYMENT_GATEWAY_EMULATOR": True,
+        "WTF_CSRF_ENABLED": False,
+        "GATEWAY_NOTIFY_SYNC": True,
+    }
+
+
+_schema_ready: set[str] = set()
+
+
+def reset_database(app: Flask) -> None:
+    """A clean schema per test: created once per database, then emptied."""
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    with app.app_context():
+        if url not in _schema_ready:
+            db.drop_all()
+            db.create_all()
+            _schema_ready.add(url)
+            return
+        tables = [table.name for table in reversed(db.metadata.sorted_tables)]
+        with db.engine.begin() as connection:
+            if db.engine.dialect.name == "postgresql":
+                names = ", ".join(f'"{name}"' for name in tables)
+                connection.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+            else:
+                for name in tables:
+                    connection.exec_driver_sql(f'DELETE FROM "{name}"')
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def app(database_url: str, keys_dir: Path, tmp_path: Path, clock: Clock) -> Iterator[Flask]:
+    config = base_config(database_url, keys_dir, tmp_path)
+    config["CLOCK"] = clock
+    app = create_app(config)
+    reset_database(app)
+    transport = WSGITransport(app)
+    for session in (app.extensions["cashier.http"], app.extensions.get("cashier.gateway_http")):
+        if session is not None:
+            session.mount(TEST_BASE_URL, transport)
+    app.extensions["test.transport"] = transport
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask):
+    return app.test_cli_runner()
