@@ -49,7 +49,12 @@ class Refusal(Exception):
 
     def __init__(self, code: str, sub_code: str, sub_msg: str) -> None:
         super().__init__(f"{code} {sub_code}")
-        self.node: Node = {"code": code, "msg": MESSAGES[code], "sub_code": sub_code, "sub_msg": sub_msg}
+        self.node: Node = {
+            "code": code,
+            "msg": MESSAGES[code],
+            "sub_code": sub_code,
+            "sub_msg": sub_msg,
+        }
 
 
 def _business(error: trades.TradeError) -> Refusal:
@@ -88,8 +93,9 @@ def _check_common(params: Mapping[str, str], identity: AlipayIdentity) -> None:
     _require(params, "sign", "isv.missing-signature")
     if not verify_params(params, identity.merchant_public_key, exclude=("sign",)):
         raise Refusal("40002", "isv.invalid-signature", "验签出错")
+    timestamp = _require(params, "timestamp", "isv.missing-timestamp")
     try:
-        datetime.strptime(_require(params, "timestamp", "isv.missing-timestamp"), ALIPAY_TIME_FORMAT)
+        datetime.strptime(timestamp, ALIPAY_TIME_FORMAT)
     except ValueError:
         raise Refusal("40002", "isv.invalid-timestamp", "非法的时间戳参数") from None
     if params.get("version", "1.0") != "1.0":
@@ -158,7 +164,9 @@ def precreate(params: Mapping[str, str], biz: Mapping[str, Any], identity: Alipa
     except trades.TradeError as error:
         raise _business(error) from None
     qr_path = url_for("gateway.alipay_qr", token=trade.qr_token)
-    return _success(out_trade_no=trade.out_trade_no, qr_code=current_app.config["PUBLIC_BASE_URL"] + qr_path)
+    return _success(
+        out_trade_no=trade.out_trade_no, qr_code=current_app.config["PUBLIC_BASE_URL"] + qr_path
+    )
 
 
 def query(params: Mapping[str, str], biz: Mapping[str, Any], identity: AlipayIdentity) -> Node:

@@ -35,7 +35,7 @@ def _read(path: Path) -> str:
     try:
         return path.read_text()
     except OSError as error:
-        raise RuntimeError(f"gateway emulator cannot read key file {path}: {error.strerror}") from None
+        raise RuntimeError(f"gateway emulator cannot read {path}: {error.strerror}") from None
 
 
 def alipay_identity() -> AlipayIdentity:

@@ -158,7 +158,9 @@ def _post(url: str, form: dict[str, str]) -> tuple[bool, str]:
     except requests.RequestException as exc:
         return False, type(exc).__name__
     body = response.text
-    return body == "success", f"HTTP {response.status_code}: {body[:_ANSWER_LIMIT]}"
+    # Kept short and on one line: the record is for the trade list, not an archive.
+    excerpt = " ".join(body.split())[:_ANSWER_LIMIT]
+    return body == "success", f"HTTP {response.status_code}: {excerpt}"
 
 
 def attempt_delivery(notification_id: int) -> bool | None:

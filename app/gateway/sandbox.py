@@ -23,6 +23,7 @@ from app.gateway.notifier import notify_after_commit, schedule_notification
 from app.timeutil import now
 
 RECENT_LIMIT = 50
+STALE_MESSAGE = "The trade changed meanwhile; this is its state now."
 
 
 class ButtonForm(FlaskForm):
@@ -36,7 +37,9 @@ def _trade_or_404(token: str) -> GatewayAlipayTrade:
     return trade
 
 
-def _page(trade: GatewayAlipayTrade, message: str | None = None, status: int = 200) -> tuple[str, int]:
+def _page(
+    trade: GatewayAlipayTrade, message: str | None = None, status: int = 200
+) -> tuple[str, int]:
     return (
         render_template(
             "gateway/alipay_qr.html",
@@ -63,7 +66,7 @@ def alipay_qr(token: str) -> tuple[str, int]:
         db.session.commit()
     except trades.StaleTrade:
         db.session.rollback()
-        return _page(_trade_or_404(token), "The trade changed meanwhile; this is its state now.")
+        return _page(_trade_or_404(token), STALE_MESSAGE)
     return _page(trade)
 
 
@@ -82,7 +85,7 @@ def alipay_confirm(token: str) -> tuple[str, int]:
         return _page(trade, "This payment can no longer be made.", status=409)
     except trades.StaleTrade:
         db.session.rollback()
-        return _page(_trade_or_404(token), "The trade changed meanwhile; this is its state now.", 409)
+        return _page(_trade_or_404(token), STALE_MESSAGE, 409)
     # Only after the commit: the merchant may query the moment it hears from us.
     notify_after_commit(notification_id)
     return _page(trade)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.catalog.models import Enrollment
@@ -81,8 +81,13 @@ def store_notification(notification: Notification, raw_body: str) -> StoredNotif
         )
         if existing is None:  # the unique violation was something else: let it surface
             raise
-        existing.deliveries += 1
-        db.session.flush()
+        # In SQL, not in Python: racing redeliveries must not lose each other's count.
+        db.session.execute(
+            update(InboxNotification)
+            .where(InboxNotification.id == existing.id)
+            .values(deliveries=InboxNotification.deliveries + 1)
+            .execution_options(synchronize_session=False)
+        )
         return StoredNotification(
             existing.id, is_new=False, needs_processing=existing.status == "received"
         )
