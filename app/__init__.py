@@ -33,6 +33,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_cli(app)
     register_errors(app)
     register_templates(app)
+    if app.config["BACKGROUND_TICKER"]:
+        from app.jobs.periodic import start_background_ticker
+
+        start_background_ticker(app)
     return app
 
 

@@ -87,7 +87,9 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None) ->
         "LARGE_REFUND_FEN": _int(env, "LARGE_REFUND_FEN", 50000),
         "FIELD_ENCRYPTION_KEY": env.get("FIELD_ENCRYPTION_KEY") or "",
         "CHANNEL_TIMEOUT_SECONDS": float(env.get("CHANNEL_TIMEOUT_SECONDS") or 10),
-        "SEED_DEMO_ON_START": _flag(env.get("SEED_DEMO_ON_START"), False),
+        # The embedded mode's periodic work (`make run` sets it); production runs
+        # `flask jobs scheduler` instead.
+        "BACKGROUND_TICKER": _flag(env.get("BACKGROUND_TICKER"), False),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": (env.get("PUBLIC_BASE_URL") or "").startswith("https://"),

@@ -31,7 +31,9 @@ def enqueue(name: str, *args: int | str) -> None:
         rq_queue(spec.queue).enqueue(
             spec.function_path,
             args=list(args),
-            job_id=spec.job_id(*args),
+            # Namespaced like the queues: deployments (or test runs) sharing one Redis
+            # must not overwrite each other's job hashes, whose ids are per-database.
+            job_id=f"{current_app.config['JOBS_QUEUE_PREFIX']}-{spec.job_id(*args)}",
             retry=spec.retry(),
             failure_ttl=7 * 24 * 3600,
         )
