@@ -19,12 +19,21 @@ DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:5000"
 EMULATOR_ALIPAY_APP_ID = "2021000000000001"
 EMULATOR_ALIPAY_SELLER_ID = "2088000000000001"
 
+ALIPAY_VARIABLES = (
+    "ALIPAY_APP_ID",
+    "ALIPAY_SELLER_ID",
+    "ALIPAY_APP_PRIVATE_KEY_FILE",
+    "ALIPAY_PUBLIC_KEY_FILE",
+    "ALIPAY_GATEWAY_URL",
+)
+
 
 class ConfigError(RuntimeError):
     """The configuration cannot run safely; the message says which variable."""
 
 
-def _flag(value: str | None, default: bool) -> bool:
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = env.get(name)
     if value is None or value == "":
         return default
     lowered = value.strip().lower()
@@ -32,7 +41,7 @@ def _flag(value: str | None, default: bool) -> bool:
         return True
     if lowered in {"0", "false", "no", "off"}:
         return False
-    raise ConfigError(f"not a boolean: {value!r}")
+    raise ConfigError(f"{name} must be 1 or 0, got {value!r}")
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -79,7 +88,7 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None) ->
         "REDIS_URL": env.get("REDIS_URL") or None,
         "JOBS_QUEUE_PREFIX": env.get("JOBS_QUEUE_PREFIX") or "cashier",
         "PUBLIC_BASE_URL": (env.get("PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE_URL).rstrip("/"),
-        "PAYMENT_GATEWAY_EMULATOR": _flag(env.get("PAYMENT_GATEWAY_EMULATOR"), not production),
+        "PAYMENT_GATEWAY_EMULATOR": _flag(env, "PAYMENT_GATEWAY_EMULATOR", not production),
         "KEYS_DIR": env.get("KEYS_DIR") or str(instance / "keys"),
         "TAX_RATE": _rate(env, "TAX_RATE", "0"),
         "ORDER_TTL_MINUTES": _int(env, "ORDER_TTL_MINUTES", 15, minimum=1),
@@ -89,19 +98,13 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None) ->
         "CHANNEL_TIMEOUT_SECONDS": float(env.get("CHANNEL_TIMEOUT_SECONDS") or 10),
         # The embedded mode's periodic work (`make run` sets it); production runs
         # `flask jobs scheduler` instead.
-        "BACKGROUND_TICKER": _flag(env.get("BACKGROUND_TICKER"), False),
+        "BACKGROUND_TICKER": _flag(env, "BACKGROUND_TICKER", False),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": (env.get("PUBLIC_BASE_URL") or "").startswith("https://"),
         "WTF_CSRF_TIME_LIMIT": None,
     }
-    for name in (
-        "ALIPAY_APP_ID",
-        "ALIPAY_SELLER_ID",
-        "ALIPAY_APP_PRIVATE_KEY_FILE",
-        "ALIPAY_PUBLIC_KEY_FILE",
-        "ALIPAY_GATEWAY_URL",
-    ):
+    for name in ALIPAY_VARIABLES:
         config[name] = env.get(name) or None
     if config["SQLALCHEMY_DATABASE_URI"].startswith("postgres://"):
         # Heroku-style URLs name a dialect SQLAlchemy 2 no longer accepts.
@@ -125,13 +128,7 @@ def finalize_config(config: dict[str, Any]) -> None:
             problems.append("PAYMENT_GATEWAY_EMULATOR must be 0 in production")
         if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
             problems.append("DATABASE_URL must point at PostgreSQL in production")
-        for name in (
-            "ALIPAY_APP_ID",
-            "ALIPAY_SELLER_ID",
-            "ALIPAY_APP_PRIVATE_KEY_FILE",
-            "ALIPAY_PUBLIC_KEY_FILE",
-            "ALIPAY_GATEWAY_URL",
-        ):
+        for name in ALIPAY_VARIABLES:
             if not config.get(name):
                 problems.append(f"{name} is required in production")
         if problems:

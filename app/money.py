@@ -6,7 +6,8 @@ import re
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Sequence
 
-_YUAN_RE = re.compile(r"^(0|[1-9]\d{0,11})(?:\.(\d{1,2}))?$")
+# [0-9], not \d: \d also matches non-ASCII digits such as "２" or "٥".
+_YUAN_RE = re.compile(r"^(0|[1-9][0-9]{0,11})(?:\.([0-9]{1,2}))?$")
 
 
 class MoneyFormatError(ValueError):

@@ -136,6 +136,8 @@ def app(database_url: str, keys_dir: Path, tmp_path: Path, clock: Clock) -> Iter
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+    for connection in app.extensions.get("cashier.redis", {}).values():
+        connection.close()
 
 
 @pytest.fixture
