@@ -20,7 +20,7 @@ def parse_yuan(text: str) -> int:
     Rejects signs, exponents, thousands separators, more than two decimals and blanks,
     because channel amounts and form input must mean exactly one number of fen.
     """
-    match = _YUAN_RE.match(text.strip()) if isinstance(text, str) else None
+    match = _YUAN_RE.fullmatch(text) if isinstance(text, str) else None
     if match is None:
         raise MoneyFormatError(f"not a yuan amount: {text!r}")
     whole, cents = match.group(1), (match.group(2) or "").ljust(2, "0")

@@ -248,7 +248,7 @@ def test_checkout_with_an_exhausted_coupon_fails_and_creates_no_order(app, clien
         db.session.commit()
 
     response = client.post("/cart/checkout", data={"channel": "alipay"}, follow_redirects=True)
-    assert "This coupon has been fully used." in page_text(response)
+    assert '<p class="flash flash-error" role="status">This coupon has been fully used.</p>' in page_text(response)
     with app.app_context():
         assert count(Order) == 0
         assert count(PaymentAttempt) == 0
