@@ -7,8 +7,6 @@ a job that runs before its row is visible finds nothing to do.
 from __future__ import annotations
 
 import logging
-from typing import Any
-
 from flask import current_app
 
 from app.jobs.queues import JOB_SPECS, rq_queue
@@ -40,6 +38,3 @@ def enqueue(name: str, *args: int | str) -> None:
     except Exception as error:  # noqa: BLE001 - any Redis failure leaves the work to the sweeper
         log.warning("could not enqueue %s%r: %s", name, args, type(error).__name__)
 
-
-def job_spec(name: str) -> Any:
-    return JOB_SPECS[name]
