@@ -2,6 +2,8 @@
 exact amount, moves money, and it moves it exactly once."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from sqlalchemy import func, select
 
@@ -17,9 +19,8 @@ from tests.helpers import attempt_of, checkout, login, make_course, make_learner
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
-@pytest.fixture
-def pending_order(app, client):
-    """A learner with a pending ¥100.00 order; returns (order_no, out_trade_no)."""
+def place_pending_order(app, client) -> tuple[str, str]:
+    """A learner's pending order for a ¥100.00 course at 70 %: (order_no, out_trade_no)."""
     with app.app_context():
         course_id = make_course(10000, commission_bps=7000)
         make_learner()
@@ -27,6 +28,11 @@ def pending_order(app, client):
     order_no = checkout(client, [course_id])
     with app.app_context():
         return order_no, attempt_of(order_no).out_trade_no
+
+
+@pytest.fixture
+def pending_order(app, client):
+    return place_pending_order(app, client)
 
 
 def counts(app) -> dict[str, int]:
@@ -100,8 +106,9 @@ def test_field_changed_after_signing_is_refused_and_changes_nothing(app, client,
     body = signed_body(notification_fields(out_trade_no, 10000), **{field: TAMPERING[field]})
     response = post(client, body)
     assert response.text == "failure"
-    after = counts(app)
-    assert after == {**after, "succeeded": 0, "paid_orders": 0, "entries": 0, "inbox": 0, "rejected": 1}
+    assert counts(app) == {
+        "succeeded": 0, "paid_orders": 0, "enrollments": 0, "entries": 0, "inbox": 0, "rejected": 1,
+    }
 
 
 def _signed_with(ours: str, **overrides: str) -> bytes:
@@ -149,12 +156,8 @@ def test_unknown_channel_is_not_found(client):
 
 
 def test_sale_is_split_into_tax_instructor_share_and_revenue(app, client):
-    app.config["TAX_RATE"] = __import__("decimal").Decimal("0.05")
-    with app.app_context():
-        course_id = make_course(10000, commission_bps=7000)
-        make_learner()
-    login(client)
-    order_no = checkout(client, [course_id])
+    app.config["TAX_RATE"] = Decimal("0.05")
+    order_no, _ = place_pending_order(app, client)
     with app.app_context():
         attempt = attempt_of(order_no)
         assert attempt.amount_fen == 10500

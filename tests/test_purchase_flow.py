@@ -1,6 +1,8 @@
 """A learner buys a course through the pages, the emulator and the callback job."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 from sqlalchemy import func, select
 
 from app.catalog.models import Enrollment, LessonView
@@ -12,7 +14,7 @@ from tests.helpers import attempt_of, checkout, login, make_coupon, make_course,
 
 
 def test_worked_example_pays_94_50_and_enrolls(app, client):
-    app.config["TAX_RATE"] = __import__("decimal").Decimal("0.05")
+    app.config["TAX_RATE"] = Decimal("0.05")
     with app.app_context():
         course_id = make_course(10000)
         make_coupon("TEN", percent_off_bps=1000)
@@ -54,3 +56,15 @@ def test_lessons_of_an_unowned_course_redirect_to_the_course_page(app, client):
     response = client.get("/courses/course/lessons/1")
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/courses/course")
+
+
+def test_seed_demo_loads_the_catalog_once(app, runner, client):
+    first = runner.invoke(args=["seed-demo"])
+    second = runner.invoke(args=["seed-demo"])
+    assert "demo data loaded" in first.output
+    assert "nothing loaded" in second.output
+    courses = client.get("/api/v1/courses").json["courses"]
+    assert len(courses) == 12
+    assert len({course["instructor"] for course in courses}) == 4
+    page = client.get("/")
+    assert page.status_code == 200 and "Python 零基础入门" in page.text

@@ -17,7 +17,8 @@ def safe_next(target: str | None) -> str:
     """Only a local path may follow a login; anything else goes to the catalog."""
     if target:
         parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        is_local_path = not parts.scheme and not parts.netloc and target.startswith("/")
+        if is_local_path and not target.startswith("//") and "\\" not in target:
             return target
     return url_for("catalog.index")
 

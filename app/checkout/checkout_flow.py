@@ -29,8 +29,7 @@ def _issue_first_qr(order_id: int) -> None:
 
 def _subject(order: Order) -> str:
     titles = [line.title for line in order.lines]
-    subject = titles[0] if len(titles) == 1 else f"{titles[0]} 等 {len(titles)} 门课程"
-    return subject
+    return titles[0] if len(titles) == 1 else f"{titles[0]} 等 {len(titles)} 门课程"
 
 
 def checkout_cart(user_id: int, channel: str) -> str:

@@ -11,7 +11,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from app.accounts.models import User
-from app.cart.coupons import CouponError, check_coupon, find_coupon, redeem
+from app.cart.coupons import check_coupon, find_coupon, redeem
 from app.cart.pricing import PriceLine, quote
 from app.cart.services import tax_rate
 from app.catalog.models import Course
@@ -189,5 +189,3 @@ def my_orders(user_id: int) -> Sequence[Order]:
         )
     )
 
-
-__all__ = ["CheckoutError", "CouponError", "IdempotencyConflict", "OrderRequest", "place_order"]

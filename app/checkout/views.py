@@ -7,6 +7,7 @@ from werkzeug.wrappers import Response
 from app.accounts.forms import EmptyForm
 from app.checkout import services
 from app.checkout.checkout_flow import retry_qr
+from app.checkout.models import Order
 from app.checkout.qr import qr_svg
 from app.checkout.status import order_status
 from app.extensions import db
@@ -14,7 +15,7 @@ from app.extensions import db
 bp = Blueprint("checkout", __name__)
 
 
-def _my_order_or_404(order_no: str):  # noqa: ANN202
+def _my_order_or_404(order_no: str) -> Order:
     order = services.order_for_user(order_no, current_user.id)
     if order is None:
         abort(404)

@@ -7,6 +7,7 @@ a job that runs before its row is visible finds nothing to do.
 from __future__ import annotations
 
 import logging
+
 from flask import current_app
 
 from app.jobs.queues import JOB_SPECS, rq_queue

@@ -41,8 +41,8 @@ def tick_command() -> None:
 
 
 @jobs_cli.command("scheduler")
-@click.option("--interval", default=30.0, show_default=True, help="Seconds between ticks.")
-def scheduler_command(interval: float) -> None:
+@click.option("--interval", default=30, show_default=True, help="Seconds between ticks.")
+def scheduler_command(interval: int) -> None:
     """Run the periodic work forever (one scheduler per deployment)."""
     while True:
         tick()

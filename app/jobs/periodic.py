@@ -47,7 +47,7 @@ def tick() -> dict[str, int]:
     return {"inbox_requeued": sweep_inbox()}
 
 
-def start_background_ticker(app: Flask, interval_seconds: float = 30.0) -> threading.Thread:
+def start_background_ticker(app: Flask, interval_seconds: int = 30) -> threading.Thread:
     """The embedded mode's scheduler: a daemon thread calling `tick`."""
 
     def loop() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -137,7 +138,7 @@ def process_inbox(inbox_id: int) -> str:
 
 
 def settle_payment(
-    attempt_id: int, channel_trade_no: str, amount_fen: int, paid_at: object | None
+    attempt_id: int, channel_trade_no: str, amount_fen: int, paid_at: datetime | None
 ) -> str:
     """The channel says this attempt is paid: book it exactly once.
 

@@ -27,9 +27,11 @@ def compare_and_set(
         .values(status=target, **values)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount == 1:
-        row = db.session.get(model, row_id)
-        if row is not None:
-            db.session.refresh(row)
-        return True
-    return False
+    if result.rowcount != 1:
+        return False
+    # The UPDATE bypassed the ORM: a loaded copy of the row must not keep its old status.
+    # Expiring it costs nothing unless the caller reads it again.
+    loaded = db.session.identity_map.get(db.session.identity_key(model, row_id))
+    if loaded is not None:
+        db.session.expire(loaded)
+    return True
