@@ -18,6 +18,12 @@ DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:5000"
 # Identities of the built-in emulator's merchant: fixed so `make run` needs no setup.
 EMULATOR_ALIPAY_APP_ID = "2021000000000001"
 EMULATOR_ALIPAY_SELLER_ID = "2088000000000001"
+EMULATOR_WECHAT_MCH_ID = "1900000001"
+EMULATOR_WECHAT_APP_ID = "wx0000000000000001"
+EMULATOR_WECHAT_CERT_SERIAL = "5157F09EFDC096DE15EBE81A47057A7200000001"
+EMULATOR_WECHAT_PUBLIC_KEY_ID = "PUB_KEY_ID_0119000000012026112300000000000001"
+
+CHANNELS = ("alipay", "wechat")
 
 ALIPAY_VARIABLES = (
     "ALIPAY_APP_ID",
@@ -26,6 +32,29 @@ ALIPAY_VARIABLES = (
     "ALIPAY_PUBLIC_KEY_FILE",
     "ALIPAY_GATEWAY_URL",
 )
+WECHAT_VARIABLES = (
+    "WECHAT_MCH_ID",
+    "WECHAT_APP_ID",
+    "WECHAT_MCH_PRIVATE_KEY_FILE",
+    "WECHAT_MCH_CERT_SERIAL",
+    "WECHAT_APIV3_KEY",
+    "WECHAT_PLATFORM_PUBLIC_KEY_FILE",
+    "WECHAT_PLATFORM_PUBLIC_KEY_ID",
+    "WECHAT_API_BASE_URL",
+)
+CHANNEL_VARIABLES = {"alipay": ALIPAY_VARIABLES, "wechat": WECHAT_VARIABLES}
+# Without the emulator these cannot default; key files may still come from KEYS_DIR.
+_NEEDED_WITHOUT_EMULATOR = {
+    "alipay": ("ALIPAY_APP_ID", "ALIPAY_SELLER_ID", "ALIPAY_GATEWAY_URL"),
+    "wechat": (
+        "WECHAT_MCH_ID",
+        "WECHAT_APP_ID",
+        "WECHAT_MCH_CERT_SERIAL",
+        "WECHAT_APIV3_KEY",
+        "WECHAT_PLATFORM_PUBLIC_KEY_ID",
+        "WECHAT_API_BASE_URL",
+    ),
+}
 
 
 class ConfigError(RuntimeError):
@@ -68,6 +97,15 @@ def _rate(env: Mapping[str, str], name: str, default: str) -> Decimal:
     return value
 
 
+def _channels(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get("PAYMENT_CHANNELS") or ",".join(CHANNELS)
+    names = tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
+    unknown = [name for name in names if name not in CHANNELS]
+    if unknown or not names:
+        raise ConfigError(f"PAYMENT_CHANNELS must list some of {', '.join(CHANNELS)}, got {raw!r}")
+    return names
+
+
 def load_config(instance_path: str, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Build the Flask config mapping from the environment (and `.env` when present)."""
     if environ is None:
@@ -96,6 +134,15 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None) ->
         "LARGE_REFUND_FEN": _int(env, "LARGE_REFUND_FEN", 50000),
         "FIELD_ENCRYPTION_KEY": env.get("FIELD_ENCRYPTION_KEY") or "",
         "CHANNEL_TIMEOUT_SECONDS": float(env.get("CHANNEL_TIMEOUT_SECONDS") or 10),
+        # Which channels are offered, each one's largest amount, and when a failing one
+        # is taken out of the offer: `threshold` failures within `window` seconds rest it
+        # for `cooldown` seconds.
+        "PAYMENT_CHANNELS": _channels(env),
+        "ALIPAY_MAX_AMOUNT_FEN": _int(env, "ALIPAY_MAX_AMOUNT_FEN", 100_000_000, minimum=1),
+        "WECHAT_MAX_AMOUNT_FEN": _int(env, "WECHAT_MAX_AMOUNT_FEN", 100_000_000, minimum=1),
+        "CHANNEL_FAILURE_THRESHOLD": _int(env, "CHANNEL_FAILURE_THRESHOLD", 3, minimum=1),
+        "CHANNEL_FAILURE_WINDOW_SECONDS": _int(env, "CHANNEL_FAILURE_WINDOW_SECONDS", 120, minimum=1),
+        "CHANNEL_COOLDOWN_SECONDS": _int(env, "CHANNEL_COOLDOWN_SECONDS", 300, minimum=1),
         # The embedded mode's periodic work (`make run` sets it); production runs
         # `flask jobs scheduler` instead.
         "BACKGROUND_TICKER": _flag(env, "BACKGROUND_TICKER", False),
@@ -104,7 +151,7 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None) ->
         "SESSION_COOKIE_SECURE": (env.get("PUBLIC_BASE_URL") or "").startswith("https://"),
         "WTF_CSRF_TIME_LIMIT": None,
     }
-    for name in ALIPAY_VARIABLES:
+    for name in ALIPAY_VARIABLES + WECHAT_VARIABLES:
         config[name] = env.get(name) or None
     if config["SQLALCHEMY_DATABASE_URI"].startswith("postgres://"):
         # Heroku-style URLs name a dialect SQLAlchemy 2 no longer accepts.
@@ -128,9 +175,10 @@ def finalize_config(config: dict[str, Any]) -> None:
             problems.append("PAYMENT_GATEWAY_EMULATOR must be 0 in production")
         if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
             problems.append("DATABASE_URL must point at PostgreSQL in production")
-        for name in ALIPAY_VARIABLES:
-            if not config.get(name):
-                problems.append(f"{name} is required in production")
+        for channel in config["PAYMENT_CHANNELS"]:
+            for name in CHANNEL_VARIABLES[channel]:
+                if not config.get(name):
+                    problems.append(f"{name} is required in production")
         if problems:
             raise ConfigError("; ".join(problems))
     elif not config.get("SECRET_KEY"):
@@ -139,7 +187,8 @@ def finalize_config(config: dict[str, Any]) -> None:
     if not config.get("PAYMENT_GATEWAY_EMULATOR"):
         missing = [
             name
-            for name in ("ALIPAY_APP_ID", "ALIPAY_SELLER_ID", "ALIPAY_GATEWAY_URL")
+            for channel in config["PAYMENT_CHANNELS"]
+            for name in _NEEDED_WITHOUT_EMULATOR[channel]
             if not config.get(name)
         ]
         if missing:

@@ -26,6 +26,11 @@ KEY_FILES = {
     "alipay_app_public.pem": "alipay_app_public.pem",
     "alipay_gateway_private.pem": "alipay_platform_private.pem",
     "alipay_gateway_public.pem": "alipay_platform_public.pem",
+    "wechat_mch_private.pem": "wechat_mch_private.pem",
+    "wechat_mch_public.pem": "wechat_mch_public.pem",
+    "wechat_platform_private.pem": "wechat_platform_private.pem",
+    "wechat_platform_public.pem": "wechat_platform_public.pem",
+    "wechat_apiv3.key": "wechat_apiv3.key",
 }
 
 

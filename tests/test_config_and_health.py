@@ -17,6 +17,14 @@ PRODUCTION = {
     "ALIPAY_APP_PRIVATE_KEY_FILE": "/keys/app.pem",
     "ALIPAY_PUBLIC_KEY_FILE": "/keys/alipay.pem",
     "ALIPAY_GATEWAY_URL": "https://openapi.alipay.com/gateway.do",
+    "WECHAT_MCH_ID": "1900000109",
+    "WECHAT_APP_ID": "wxd678efh567hg6787",
+    "WECHAT_MCH_PRIVATE_KEY_FILE": "/keys/apiclient_key.pem",
+    "WECHAT_MCH_CERT_SERIAL": "444F4864EA9B34415B6A3A9F4E8B2D5C9E000001",
+    "WECHAT_APIV3_KEY": "k" * 32,
+    "WECHAT_PLATFORM_PUBLIC_KEY_FILE": "/keys/pub_key.pem",
+    "WECHAT_PLATFORM_PUBLIC_KEY_ID": "PUB_KEY_ID_0119000001092026010100000000000001",
+    "WECHAT_API_BASE_URL": "https://api.mch.weixin.qq.com",
 }
 
 
@@ -46,6 +54,7 @@ def test_a_complete_production_config_is_accepted(tmp_path):
         ({"PAYMENT_GATEWAY_EMULATOR": "1"}, "PAYMENT_GATEWAY_EMULATOR"),
         ({"DATABASE_URL": ""}, "DATABASE_URL"),
         ({"ALIPAY_APP_PRIVATE_KEY_FILE": ""}, "ALIPAY_APP_PRIVATE_KEY_FILE"),
+        ({"WECHAT_APIV3_KEY": ""}, "WECHAT_APIV3_KEY"),
     ],
 )
 def test_production_refuses_to_start_unsafely(tmp_path, change, complaint):
@@ -57,7 +66,8 @@ def test_production_refuses_to_start_unsafely(tmp_path, change, complaint):
 @pytest.mark.parametrize(
     "environ",
     [{"TAX_RATE": "abc"}, {"TAX_RATE": "1.5"}, {"ORDER_TTL_MINUTES": "0"},
-     {"ORDER_TTL_MINUTES": "ten"}, {"PAYMENT_GATEWAY_EMULATOR": "maybe"}],
+     {"ORDER_TTL_MINUTES": "ten"}, {"PAYMENT_GATEWAY_EMULATOR": "maybe"},
+     {"PAYMENT_CHANNELS": "alipay,paypal"}, {"PAYMENT_CHANNELS": " , "}],
 )
 def test_malformed_values_fail_fast_with_the_variable_named(tmp_path, environ):
     with pytest.raises(ConfigError, match=next(iter(environ)).split("_")[0]):

@@ -8,6 +8,7 @@ import base64
 import binascii
 import re
 
+from Crypto.Cipher import AES
 from Crypto.Hash import SHA256
 from Crypto.PublicKey import RSA
 from Crypto.Signature import pkcs1_15
@@ -85,3 +86,34 @@ def generate_rsa_keypair(bits: int = 2048) -> tuple[str, str]:
     private_pem = key.export_key(format="PEM", pkcs=8).decode("ascii")
     public_pem = key.public_key().export_key(format="PEM").decode("ascii")
     return private_pem, public_pem
+
+
+class DecryptionError(ValueError):
+    """AES-GCM ciphertext that does not authenticate under the key, nonce and data."""
+
+
+GCM_TAG_BYTES = 16
+
+
+def aes_gcm_encrypt(key: bytes, nonce: bytes, plaintext: bytes, associated_data: bytes) -> str:
+    """AEAD_AES_256_GCM as WeChat Pay uses it: base64 of ciphertext followed by the tag."""
+    cipher = AES.new(key, AES.MODE_GCM, nonce=nonce, mac_len=GCM_TAG_BYTES)
+    cipher.update(associated_data)
+    ciphertext, tag = cipher.encrypt_and_digest(plaintext)
+    return base64.b64encode(ciphertext + tag).decode("ascii")
+
+
+def aes_gcm_decrypt(key: bytes, nonce: bytes, ciphertext_b64: str, associated_data: bytes) -> bytes:
+    """The plaintext, or DecryptionError when anything was tampered with or mistyped."""
+    try:
+        data = base64.b64decode(ciphertext_b64, validate=True)
+    except (ValueError, TypeError, binascii.Error):
+        raise DecryptionError("ciphertext is not base64") from None
+    if len(data) < GCM_TAG_BYTES or len(key) != 32 or not nonce:
+        raise DecryptionError("ciphertext, key or nonce has the wrong length")
+    cipher = AES.new(key, AES.MODE_GCM, nonce=nonce, mac_len=GCM_TAG_BYTES)
+    cipher.update(associated_data)
+    try:
+        return cipher.decrypt_and_verify(data[:-GCM_TAG_BYTES], data[-GCM_TAG_BYTES:])
+    except ValueError:
+        raise DecryptionError("ciphertext does not authenticate") from None
