@@ -98,3 +98,51 @@ def redeem(coupon: Coupon, user_id: int, order_id: int) -> None:
     if result.rowcount != 1:
         raise CouponError("coupon_exhausted", "This coupon has been fully used.")
     db.session.add(CouponRedemption(coupon_id=coupon.id, user_id=user_id, order_id=order_id))
+
+
+def release(order_id: int, moment: datetime) -> bool:
+    """Give back the use an unpaid, closed order made of its coupon; False if none."""
+    released = db.session.execute(
+        update(CouponRedemption)
+        .where(CouponRedemption.order_id == order_id, CouponRedemption.released_at.is_(None))
+        .values(released_at=moment)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if released != 1:
+        return False
+    coupon_id = db.session.scalar(
+        select(CouponRedemption.coupon_id).where(CouponRedemption.order_id == order_id)
+    )
+    db.session.execute(
+        update(Coupon)
+        .where(Coupon.id == coupon_id)
+        .values(redeemed_count=Coupon.redeemed_count - 1)
+        .execution_options(synchronize_session=False)
+    )
+    return True
+
+
+def reclaim(order_id: int) -> bool:
+    """A closed order was paid after all: its released use counts again.
+
+    No limit check: the learner paid the discounted price, which the coupon allowed
+    when the order was placed.
+    """
+    reclaimed = db.session.execute(
+        update(CouponRedemption)
+        .where(CouponRedemption.order_id == order_id, CouponRedemption.released_at.is_not(None))
+        .values(released_at=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if reclaimed != 1:
+        return False
+    coupon_id = db.session.scalar(
+        select(CouponRedemption.coupon_id).where(CouponRedemption.order_id == order_id)
+    )
+    db.session.execute(
+        update(Coupon)
+        .where(Coupon.id == coupon_id)
+        .values(redeemed_count=Coupon.redeemed_count + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return True

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from typing import Sequence
+
 from flask_wtf import FlaskForm
 from wtforms import RadioField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
+
+from app.payments.registry import ChannelOption
 
 
 class CouponForm(FlaskForm):
@@ -11,7 +15,13 @@ class CouponForm(FlaskForm):
 
 
 class CheckoutForm(FlaskForm):
-    channel = RadioField(
-        "Pay with", choices=[SelectChoice("alipay", "Alipay 支付宝")], default="alipay",
-        validators=[DataRequired()],
-    )
+    """Choices are the channels available now (`offer_channels`); the first is preselected."""
+
+    channel = RadioField("Pay with", choices=[], validators=[DataRequired()])
+
+    def offer_channels(self, options: Sequence[ChannelOption]) -> None:
+        self.channel.choices = [
+            SelectChoice(option.name, option.label) for option in options if option.available
+        ]
+        if self.channel.data is None and self.channel.choices:
+            self.channel.data = self.channel.choices[0].value

@@ -3,6 +3,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
+from wtforms.fields.choices import SelectChoice
 
 from app.accounts.forms import EmptyForm
 from app.cart import services
@@ -11,6 +12,7 @@ from app.cart.forms import CheckoutForm, CouponForm
 from app.checkout.checkout_flow import checkout_cart
 from app.checkout.services import CheckoutError
 from app.extensions import db
+from app.payments.registry import channel_options, enabled_channels
 
 bp = Blueprint("cart", __name__, url_prefix="/cart")
 
@@ -19,12 +21,16 @@ bp = Blueprint("cart", __name__, url_prefix="/cart")
 @login_required
 def view() -> str:
     cart = services.view_cart(current_user.id)
+    options = channel_options(cart.quote.total_fen)
     db.session.commit()  # the cart row may have just been created
+    checkout_form = CheckoutForm()
+    checkout_form.offer_channels(options)
     return render_template(
         "cart/cart.html",
         cart=cart,
         coupon_form=CouponForm(),
-        checkout_form=CheckoutForm(),
+        checkout_form=checkout_form,
+        resting=[option for option in options if not option.available],
         form=EmptyForm(),
     )
 
@@ -82,6 +88,8 @@ def remove_coupon() -> Response:
 @login_required
 def checkout() -> Response:
     form = CheckoutForm()
+    # Validate against every enabled channel; checkout itself refuses one that rests.
+    form.channel.choices = [SelectChoice(name, name) for name in enabled_channels()]
     if not form.validate_on_submit():
         flash("Choose a payment method.", "error")
         return redirect(url_for("cart.view"))

@@ -15,9 +15,13 @@ from app.checkout.services import (
     current_attempt,
     find_by_idempotency_key,
     place_order,
+    switch_channel,
 )
 from app.extensions import db
+from app.jobs import enqueue
 from app.payments.precreate import issue_qr
+from app.payments.resolution import close_at_channel
+from app.payments.settlement import close_attempt
 
 
 def _issue_first_qr(order_id: int) -> None:
@@ -68,5 +72,32 @@ def checkout_request(request: OrderRequest) -> int:
     return order_id
 
 
-def retry_qr(order_id: int) -> None:
+def retry_qr(order_id: int, user_id: int) -> None:
+    """Ask again for the QR code of the current attempt, or, if that attempt was closed
+    or failed, open a new one on the same channel."""
+    attempt = current_attempt(order_id)
+    if attempt is not None and attempt.status != "created":
+        change_channel(order_id, user_id, attempt.channel)
+        return
+    _issue_first_qr(order_id)
+
+
+def change_channel(order_id: int, user_id: int, channel: str) -> None:
+    """Pay with another channel: a new attempt, and the superseded ones closed at their
+    channels. Raises `SwitchRefused` (nothing changed) when the order or channel cannot.
+
+    A superseded attempt found paid while closing it pays the order; the new attempt,
+    never sent to its channel, is then simply closed here.
+    """
+    switch = switch_channel(order_id, user_id, channel)
+    db.session.commit()
+    for attempt_id in switch.superseded_attempt_ids:
+        settlement = close_at_channel(attempt_id)
+        if settlement.refund_id is not None:
+            enqueue("execute_refund", settlement.refund_id)
+    order = db.session.get(Order, order_id)
+    if order.status != "pending" and switch.created:
+        close_attempt(switch.attempt_id)
+        db.session.commit()
+        return
     _issue_first_qr(order_id)

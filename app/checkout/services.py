@@ -19,7 +19,7 @@ from app.catalog.services import owned_course_ids
 from app.checkout.models import Order, OrderLine
 from app.extensions import db
 from app.payments.models import PaymentAttempt
-from app.payments.registry import ENABLED_CHANNELS
+from app.payments.registry import enabled_channels, unavailable_reason
 from app.timeutil import beijing, now
 
 MAX_COURSES_PER_ORDER = 50
@@ -73,7 +73,7 @@ def place_order(request: OrderRequest) -> int:
             if existing.request_fingerprint != request.fingerprint:
                 raise IdempotencyConflict()
             return existing.id
-    if request.channel not in ENABLED_CHANNELS:
+    if request.channel not in enabled_channels():
         raise CheckoutError("unknown_channel", "This payment method is not available.")
     courses = _courses_for(request)
     # Serialise one learner's checkouts, so per-user coupon limits hold under races.
@@ -86,6 +86,9 @@ def place_order(request: OrderRequest) -> int:
     if priced.total_fen <= 0:
         # Free orders need no channel; this release sells paid courses only.
         raise CheckoutError("nothing_to_pay", "The order total must be above zero.")
+    refusal = unavailable_reason(request.channel, priced.total_fen)
+    if refusal:
+        raise CheckoutError("channel_unavailable", refusal)
 
     expires_at = now() + timedelta(minutes=current_app.config["ORDER_TTL_MINUTES"])
     order = Order(
@@ -146,6 +149,8 @@ def _courses_for(request: OrderRequest) -> list[Course]:
 
 def new_attempt(order: Order, channel: str) -> int:
     """A payment attempt with its own out_trade_no, sharing the order's deadline."""
+    # Serialise attempts of one order: their sequence numbers must not collide.
+    db.session.execute(select(Order.id).where(Order.id == order.id).with_for_update())
     sequence = (
         db.session.scalar(
             select(func.count(PaymentAttempt.id)).where(PaymentAttempt.order_id == order.id)
@@ -189,3 +194,38 @@ def my_orders(user_id: int) -> Sequence[Order]:
         )
     )
 
+
+
+class SwitchRefused(CheckoutError):
+    pass
+
+
+@dataclass(frozen=True)
+class ChannelSwitch:
+    attempt_id: int
+    created: bool  # a new attempt, not yet sent to its channel
+    superseded_attempt_ids: tuple[int, ...]
+
+
+def switch_channel(order_id: int, user_id: int, channel: str) -> ChannelSwitch:
+    """A new attempt on ``channel`` for a pending order; the open ones it supersedes are
+    returned for the caller to close at their channels (after commit)."""
+    order = db.session.get(Order, order_id)
+    if order is None or order.user_id != user_id:
+        raise SwitchRefused("order_not_found", "No such order.")
+    if order.status != "pending" or now() >= order.expires_at:
+        raise SwitchRefused("order_not_pending", "This order can no longer be paid.")
+    refusal = unavailable_reason(channel, order.total_fen)
+    if refusal:
+        raise SwitchRefused("channel_unavailable", refusal)
+    current = current_attempt(order.id)
+    if current is not None and current.channel == channel and current.status == "created":
+        return ChannelSwitch(current.id, False, ())
+    open_ids = tuple(
+        db.session.scalars(
+            select(PaymentAttempt.id).where(
+                PaymentAttempt.order_id == order.id, PaymentAttempt.status == "created"
+            )
+        )
+    )
+    return ChannelSwitch(new_attempt(order, channel), True, open_ids)

@@ -6,11 +6,16 @@ from werkzeug.wrappers import Response
 
 from app.accounts.forms import EmptyForm
 from app.checkout import services
-from app.checkout.checkout_flow import retry_qr
+from app.checkout.checkout_flow import change_channel, retry_qr
+from app.checkout.forms import ChannelForm
 from app.checkout.models import Order
 from app.checkout.qr import qr_svg
 from app.checkout.status import order_status
 from app.extensions import db
+from app.jobs import enqueue
+from app.jobs.periodic import claim_query
+from app.payments.registry import LABELS, channel_options
+from app.timeutil import now
 
 bp = Blueprint("checkout", __name__)
 
@@ -35,9 +40,17 @@ def pay(order_no: str) -> str:
     attempt = services.current_attempt(order.id)
     status = order_status(order)
     showable = order.status == "pending" and not status["expired"]
-    qr = qr_svg(attempt.qr_code) if showable and attempt and attempt.qr_code else None
+    live = showable and attempt is not None and attempt.status == "created"
+    qr = qr_svg(attempt.qr_code) if live and attempt.qr_code else None
+    others = [
+        option for option in channel_options(order.total_fen)
+        if attempt is None or option.name != attempt.channel
+    ] if showable else []
+    db.session.commit()
     return render_template(
-        "checkout/pay.html", order=order, attempt=attempt, qr=qr, status=status, form=EmptyForm()
+        "checkout/pay.html", order=order, attempt=attempt, qr=qr, status=status,
+        form=EmptyForm(), channel_form=ChannelForm(), other_channels=others,
+        channel_label=LABELS.get(attempt.channel, attempt.channel) if attempt else "",
     )
 
 
@@ -46,10 +59,36 @@ def pay(order_no: str) -> str:
 def retry(order_no: str) -> Response:
     order = _my_order_or_404(order_no)
     if EmptyForm().validate_on_submit():
-        retry_qr(order.id)
+        try:
+            retry_qr(order.id, current_user.id)
+        except services.CheckoutError as error:
+            db.session.rollback()
+            flash(error.message, "error")
+            return redirect(url_for("checkout.pay", order_no=order_no))
         attempt = services.current_attempt(order.id)
         if attempt is None or attempt.qr_code is None:
             flash("The payment channel did not answer. Please try again shortly.", "error")
+    return redirect(url_for("checkout.pay", order_no=order_no))
+
+
+@bp.route("/orders/<order_no>/channel", methods=["POST"])
+@login_required
+def switch(order_no: str) -> Response:
+    """Pay with another channel: a new QR code; the previous one is closed."""
+    order = _my_order_or_404(order_no)
+    form = ChannelForm()
+    if not form.validate_on_submit():
+        flash("Choose a payment method.", "error")
+        return redirect(url_for("checkout.pay", order_no=order_no))
+    try:
+        change_channel(order.id, current_user.id, form.channel.data)
+    except services.CheckoutError as error:
+        db.session.rollback()
+        flash(error.message, "error")
+        return redirect(url_for("checkout.pay", order_no=order_no))
+    attempt = services.current_attempt(order.id)
+    if attempt is not None and attempt.status == "created" and attempt.qr_code is None:
+        flash("The payment channel did not answer. Please try again shortly.", "error")
     return redirect(url_for("checkout.pay", order_no=order_no))
 
 
@@ -61,8 +100,15 @@ def status(order_no: str) -> tuple[Response, int] | Response:
     order = services.order_for_user(order_no, current_user.id)
     if order is None:
         return jsonify(code="order_not_found", message="No such order."), 404
+    attempt = services.current_attempt(order.id) if order.status == "pending" else None
+    if attempt is not None and now() < order.expires_at and claim_query(attempt.id):
+        # The learner is waiting and the callback is late: ask the channel now. Inline,
+        # the answer is already in this response; with a worker, in a later poll.
+        db.session.commit()
+        enqueue("query_attempt", attempt.id)
+        db.session.refresh(order)
     body = order_status(order)
-    db.session.rollback()  # read-only: release SQLite's lock at once
+    db.session.rollback()  # read-only from here: release SQLite's lock at once
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -1,7 +1,9 @@
 """Periodic work: what `flask jobs tick` runs once and the scheduler runs forever.
 
-The database is the source of truth and Redis may lose jobs (DESIGN.md §8): the sweep
-finds inbox rows that should have been processed by now and enqueues them again.
+The database is the source of truth and Redis may lose jobs (DESIGN.md §8). Each round
+finds, in the database, what should have happened by now and enqueues it: inbox rows
+left unprocessed, orders past their deadline, open attempts due for an active query,
+refunds to send or to check. Every job is idempotent, so finding one twice is harmless.
 """
 from __future__ import annotations
 
@@ -11,17 +13,22 @@ import time
 from datetime import timedelta
 
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from app.checkout.models import Order
 from app.extensions import db
 from app.jobs import enqueue
-from app.payments.models import InboxNotification
+from app.payments.models import InboxNotification, PaymentAttempt
+from app.payments.refunds import due_refund_ids
 from app.timeutil import now
 
 log = logging.getLogger(__name__)
 
 INBOX_GRACE = timedelta(seconds=60)
 SWEEP_BATCH = 500
+# A claimed query pushes the attempt's next query this far out, so a lost job is
+# retried by a later round while concurrent rounds (or pollers) do not pile up.
+QUERY_LEASE = timedelta(minutes=2)
 
 
 def sweep_inbox() -> int:
@@ -43,11 +50,74 @@ def sweep_inbox() -> int:
     return len(stale_ids)
 
 
+def expire_due_orders() -> int:
+    """Enqueue the expiry of every pending order past its deadline; returns how many."""
+    due_ids = list(
+        db.session.scalars(
+            select(Order.id)
+            .where(Order.status == "pending", Order.expires_at <= now())
+            .order_by(Order.expires_at)
+            .limit(SWEEP_BATCH)
+        )
+    )
+    db.session.commit()
+    for order_id in due_ids:
+        enqueue("expire_order", order_id)
+    return len(due_ids)
+
+
+def claim_query(attempt_id: int) -> bool:
+    """Take the due active query of one open attempt; flushes. False if not due or taken."""
+    moment = now()
+    claimed = db.session.execute(
+        update(PaymentAttempt)
+        .where(
+            PaymentAttempt.id == attempt_id,
+            PaymentAttempt.status == "created",
+            PaymentAttempt.next_query_at <= moment,
+        )
+        .values(next_query_at=moment + QUERY_LEASE)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return claimed == 1
+
+
+def query_due_attempts() -> int:
+    """Enqueue an active query for each open attempt whose next query is due."""
+    due_ids = list(
+        db.session.scalars(
+            select(PaymentAttempt.id)
+            .where(PaymentAttempt.status == "created", PaymentAttempt.next_query_at <= now())
+            .order_by(PaymentAttempt.next_query_at)
+            .limit(SWEEP_BATCH)
+        )
+    )
+    claimed = [attempt_id for attempt_id in due_ids if claim_query(attempt_id)]
+    db.session.commit()
+    for attempt_id in claimed:
+        enqueue("query_attempt", attempt_id)
+    return len(claimed)
+
+
+def send_due_refunds() -> int:
+    refund_ids = due_refund_ids(now(), SWEEP_BATCH)
+    db.session.commit()
+    for refund_id in refund_ids:
+        enqueue("execute_refund", refund_id)
+    return len(refund_ids)
+
+
 def tick() -> dict[str, int]:
-    return {"inbox_requeued": sweep_inbox()}
+    """One round of periodic work, in an order where each step can feed the next."""
+    return {
+        "inbox_requeued": sweep_inbox(),
+        "attempts_queried": query_due_attempts(),
+        "orders_due": expire_due_orders(),
+        "refunds_sent": send_due_refunds(),
+    }
 
 
-def start_background_ticker(app: Flask, interval_seconds: int = 30) -> threading.Thread:
+def start_background_ticker(app: Flask, interval_seconds: int = 10) -> threading.Thread:
     """The embedded mode's scheduler: a daemon thread calling `tick`."""
 
     def loop() -> None:

@@ -21,16 +21,26 @@ class JobSpec:
         return Retry(max=len(self.retry_intervals), interval=list(self.retry_intervals))
 
 
+def _spec(name: str, queue: str, retry_intervals: tuple[int, ...]) -> JobSpec:
+    # One job per name and row id: enqueueing the same work twice keeps one job.
+    return JobSpec(
+        function_path=f"app.jobs.tasks.{name}",
+        queue=queue,
+        job_id=lambda row_id: f"{name}-{row_id}",
+        retry_intervals=retry_intervals,
+    )
+
+
+# Channel-facing jobs retry quickly: the periodic round picks up whatever they miss.
 JOB_SPECS: dict[str, JobSpec] = {
-    "process_notification": JobSpec(
-        function_path="app.jobs.tasks.process_notification",
-        queue="payments",
-        job_id=lambda inbox_id: f"process_notification-{inbox_id}",
-        retry_intervals=(5, 30, 120, 600, 1800),
-    ),
+    "process_notification": _spec("process_notification", "payments", (5, 30, 120, 600, 1800)),
+    "query_attempt": _spec("query_attempt", "payments", (5, 15)),
+    "expire_order": _spec("expire_order", "payments", (5, 15)),
+    "close_attempt": _spec("close_attempt", "payments", (5, 15, 60)),
+    "execute_refund": _spec("execute_refund", "refunds", (10, 60, 300)),
 }
 
-QUEUE_NAMES = ("payments", "default")
+QUEUE_NAMES = ("payments", "refunds", "default")
 
 
 def redis_connection() -> Redis:

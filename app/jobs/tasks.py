@@ -1,16 +1,59 @@
-"""The job functions RQ and the inline runner call. They take ids, never objects."""
+"""The job functions RQ and the inline runner call. They take ids, never objects.
+
+Each is a boundary: it commits (the `job` wrapper, or the resolution steps it calls)
+and only then enqueues follow-up work, such as the refund of an orphan payment.
+"""
 from __future__ import annotations
 
 import logging
 
+from app.extensions import db
+from app.jobs import enqueue
 from app.jobs.runner import job
+from app.payments import resolution
 from app.payments.services import process_inbox
+from app.payments.settlement import Settlement
 
 log = logging.getLogger(__name__)
 
 
+def _follow_up(settlement: Settlement) -> str:
+    if settlement.refund_id is not None:
+        enqueue("execute_refund", settlement.refund_id)
+    return settlement.outcome
+
+
 @job
 def process_notification(inbox_id: int) -> str:
-    outcome = process_inbox(inbox_id)
-    log.info("notification %s: %s", inbox_id, outcome)
+    settlement = process_inbox(inbox_id)
+    db.session.commit()
+    log.info("notification %s: %s", inbox_id, settlement.outcome)
+    return _follow_up(settlement)
+
+
+@job
+def query_attempt(attempt_id: int) -> str:
+    settlement = resolution.query_attempt(attempt_id)
+    log.info("query of attempt %s: %s", attempt_id, settlement.outcome)
+    return _follow_up(settlement)
+
+
+@job
+def expire_order(order_id: int) -> str:
+    settlement = resolution.expire_order(order_id)
+    log.info("expiry of order %s: %s", order_id, settlement.outcome)
+    return _follow_up(settlement)
+
+
+@job
+def close_attempt(attempt_id: int) -> str:
+    settlement = resolution.close_at_channel(attempt_id)
+    log.info("close of attempt %s: %s", attempt_id, settlement.outcome)
+    return _follow_up(settlement)
+
+
+@job
+def execute_refund(refund_id: int) -> str:
+    outcome = resolution.run_refund(refund_id)
+    log.info("refund %s: %s", refund_id, outcome)
     return outcome

@@ -70,13 +70,13 @@ def post_sale(order: Order, channel: str, attempt_id: int) -> int:
 
 
 def post_unallocated_receipt(order: Order, channel: str, attempt_id: int, amount_fen: int) -> int:
-    """Book money that arrived for an order already paid by another attempt."""
+    """Book money that arrived for an order that cannot keep it (an orphan payment)."""
     return post_entry(
         "orphan_payment",
         f"payment:{attempt_id}",
         [(accounts.channel(channel), amount_fen), (accounts.UNALLOCATED_RECEIPTS, -amount_fen)],
         order_id=order.id,
-        memo=f"second payment of order {order.order_no}; to be refunded",
+        memo=f"payment order {order.order_no} cannot keep; to be refunded",
     )
 
 
@@ -94,3 +94,14 @@ def unbalanced_entry_ids(entry_ids: Sequence[int] | None = None) -> list[int]:
     if entry_ids is not None:
         query = query.where(Posting.entry_id.in_(entry_ids))
     return list(db.session.scalars(query))
+
+
+def post_orphan_refund(order_id: int, channel: str, refund_id: int, amount_fen: int) -> int:
+    """Money held as unallocated went back to its payer: both legs return to zero."""
+    return post_entry(
+        "orphan_refund",
+        f"refund:{refund_id}",
+        [(accounts.UNALLOCATED_RECEIPTS, amount_fen), (accounts.channel(channel), -amount_fen)],
+        order_id=order_id,
+        memo="system refund of an orphan payment",
+    )

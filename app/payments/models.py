@@ -33,6 +33,11 @@ class PaymentAttempt(db.Model):
     succeeded_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(255))
+    # Active query (DESIGN.md §8): when to ask the channel next while still "created",
+    # and how often we asked; the QR's issue time starts the schedule.
+    qr_issued_at: Mapped[datetime | None]
+    next_query_at: Mapped[datetime | None] = mapped_column(index=True)
+    queries: Mapped[int] = mapped_column(default=0)
 
     order: Mapped[Order] = relationship()
 
@@ -85,3 +90,80 @@ class RejectedNotification(db.Model):
     remote_addr: Mapped[str | None] = mapped_column(String(64))
     body_excerpt: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(default=system_now)
+
+
+class ChannelHealth(db.Model):
+    """Recent failures of one channel. Too many in a short window rest it for a while,
+    and checkout steers learners to the other channel meanwhile."""
+
+    __tablename__ = "channel_health"
+    __table_args__ = (CheckConstraint("failures_in_window >= 0", name="failures_in_window"),)
+
+    channel: Mapped[str] = mapped_column(String(10), primary_key=True)
+    window_started_at: Mapped[datetime | None]
+    failures_in_window: Mapped[int] = mapped_column(default=0)
+    unhealthy_until: Mapped[datetime | None]
+    last_failure_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(255))
+    last_success_at: Mapped[datetime | None]
+
+
+REFUND_STATUSES = ("requested", "approved", "rejected", "processing", "succeeded", "failed")
+
+
+class Refund(db.Model):
+    """Money going back to the payer of one attempt, with our own out_refund_no.
+
+    ``kind`` says why: ``orphan`` is a system refund of money that no order can keep
+    (DESIGN.md §7); it needs no approval.
+    """
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('requested', 'approved', 'rejected', 'processing', 'succeeded', 'failed')",
+            name="status",
+        ),
+        CheckConstraint("kind IN ('customer', 'orphan')", name="kind"),
+        CheckConstraint("amount_fen > 0", name="amount_fen"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    refund_no: Mapped[str] = mapped_column(String(64), unique=True)  # our out_refund_no
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("payment_attempts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    amount_fen: Mapped[int]
+    reason: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(12), index=True)
+    channel_refund_no: Mapped[str | None] = mapped_column(String(64))
+    tries: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(String(255))
+    next_check_at: Mapped[datetime | None] = mapped_column(index=True)
+    created_at: Mapped[datetime] = mapped_column(default=system_now)
+    succeeded_at: Mapped[datetime | None]
+
+    attempt: Mapped[PaymentAttempt] = relationship()
+
+
+class OrphanPayment(db.Model):
+    """Money confirmed for an attempt whose order could not simply take it: the order
+    had closed, or another attempt had paid it. Kept for staff with what was done."""
+
+    __tablename__ = "orphan_payments"
+    __table_args__ = (
+        CheckConstraint("resolution IN ('fulfilled', 'refunded')", name="resolution"),
+        CheckConstraint("amount_fen > 0", name="amount_fen"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("payment_attempts.id"), unique=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    amount_fen: Mapped[int]
+    reason: Mapped[str] = mapped_column(String(255))
+    resolution: Mapped[str] = mapped_column(String(10))
+    refund_id: Mapped[int | None] = mapped_column(ForeignKey("refunds.id"))
+    created_at: Mapped[datetime] = mapped_column(default=system_now)
+
+    attempt: Mapped[PaymentAttempt] = relationship()
+    refund: Mapped[Refund | None] = relationship()

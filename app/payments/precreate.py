@@ -13,8 +13,9 @@ from flask import current_app, url_for
 from app.extensions import db
 from app.payments.channels.base import ChannelError, ChargeRequest
 from app.payments.models import PaymentAttempt
-from app.payments.registry import get_channel
-from app.timeutil import as_aware
+from app.payments.resolution import call_channel
+from app.payments.settlement import FIRST_QUERY_AFTER
+from app.timeutil import as_aware, now
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ def issue_qr(attempt_id: int, subject: str) -> str | None:
     if attempt.qr_code:
         db.session.commit()
         return attempt.qr_code
+    if now() >= attempt.expires_at:
+        db.session.commit()
+        return None
     charge = ChargeRequest(
         out_trade_no=attempt.out_trade_no,
         amount_fen=attempt.amount_fen,
@@ -44,11 +48,8 @@ def issue_qr(attempt_id: int, subject: str) -> str | None:
         expires_at=as_aware(attempt.expires_at),
         notify_url=notify_url(attempt.channel),
     )
-    channel_name = attempt.channel
-    db.session.commit()
-
     try:
-        intent = get_channel(channel_name).precreate(charge)
+        intent = call_channel(attempt.channel, "precreate", lambda adapter: adapter.precreate(charge))
     except ChannelError as error:
         log.warning("precreate of %s failed: %s", charge.out_trade_no, type(error).__name__)
         attempt = db.session.get(PaymentAttempt, attempt_id)
@@ -58,5 +59,9 @@ def issue_qr(attempt_id: int, subject: str) -> str | None:
     attempt = db.session.get(PaymentAttempt, attempt_id)
     attempt.qr_code = intent.qr_code
     attempt.last_error = None
+    attempt.qr_issued_at = now()
+    # A lost callback must not leave the payer waiting: start the active-query schedule.
+    if attempt.status == "created":
+        attempt.next_query_at = attempt.qr_issued_at + FIRST_QUERY_AFTER
     db.session.commit()
     return intent.qr_code

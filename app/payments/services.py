@@ -1,5 +1,5 @@
-"""Notifications in, payments settled. One entry point per money movement; each flushes
-and never commits, so the caller's transaction holds the whole movement (DESIGN.md §8)."""
+"""Notifications in: verified, checked against our attempt, stored once, processed once
+(DESIGN.md §8). Flushes, never commits; the caller's transaction holds each step."""
 from __future__ import annotations
 
 import logging
@@ -9,12 +9,10 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.catalog.models import Enrollment
-from app.checkout.models import Order
 from app.extensions import db
-from app.ledger.services import post_sale, post_unallocated_receipt
 from app.payments.channels.base import Notification, TradeState
 from app.payments.models import InboxNotification, PaymentAttempt, RejectedNotification
+from app.payments.settlement import Settlement, settle_payment
 from app.payments.transitions import compare_and_set
 from app.timeutil import from_aware, now
 
@@ -110,102 +108,28 @@ def record_rejection(
     db.session.flush()
 
 
-def process_inbox(inbox_id: int) -> str:
+def process_inbox(inbox_id: int) -> Settlement:
     """Settle what an inbox row says. Idempotent: a processed row is left alone."""
     row = db.session.get(InboxNotification, inbox_id)
     if row is None:
-        return "missing"
+        return Settlement("missing")
     if row.status == "processed":
-        return "already processed"
+        return Settlement("already processed")
     attempt = db.session.get(PaymentAttempt, row.attempt_id) if row.attempt_id else None
     if attempt is None or attempt.out_trade_no != row.out_trade_no:
         outcome = "no matching attempt"
         compare_and_set(InboxNotification, row.id, "inbox", row.status, "fail", outcome=outcome)
-        return outcome
+        return Settlement(outcome)
     if row.amount_fen != attempt.amount_fen:
         outcome = "amount does not match the attempt"
         compare_and_set(InboxNotification, row.id, "inbox", row.status, "fail", outcome=outcome)
-        return outcome
+        return Settlement(outcome)
     if row.trade_state == TradeState.PAID.value:
-        outcome = settle_payment(attempt.id, row.channel_trade_no, row.amount_fen, row.paid_at)
+        settlement = settle_payment(attempt.id, row.channel_trade_no, row.amount_fen, row.paid_at)
     else:
-        outcome = f"nothing to do for trade state {row.trade_state}"
+        settlement = Settlement(f"nothing to do for trade state {row.trade_state}")
     compare_and_set(
         InboxNotification, row.id, "inbox", row.status, "process",
-        outcome=outcome, processed_at=now(),
+        outcome=settlement.outcome[:255], processed_at=now(),
     )
-    return outcome
-
-
-def settle_payment(
-    attempt_id: int, channel_trade_no: str, amount_fen: int, paid_at: datetime | None
-) -> str:
-    """The channel says this attempt is paid: book it exactly once.
-
-    The attempt's compare-and-set decides the single winner among racing deliveries; the
-    loser returns without touching anything.
-    """
-    attempt = db.session.get(PaymentAttempt, attempt_id)
-    if attempt is None:
-        return "no such attempt"
-    if amount_fen != attempt.amount_fen:
-        return "amount does not match the attempt"
-    if attempt.status == "succeeded":
-        return "duplicate: attempt already succeeded"
-    moment = paid_at or now()
-    won = compare_and_set(
-        PaymentAttempt, attempt.id, "attempt", attempt.status, "succeed",
-        channel_trade_no=channel_trade_no, succeeded_at=moment,
-    )
-    if not won:
-        return "duplicate: attempt settled concurrently"
-
-    order = db.session.get(Order, attempt.order_id)
-    assert order is not None
-    if compare_and_set(Order, order.id, "order", "pending", "pay", paid_at=moment):
-        return _fulfil(order, attempt)
-    db.session.refresh(order)
-    if order.status == "closed" and _can_fulfil_late(order):
-        if compare_and_set(Order, order.id, "order", "closed", "pay_late", paid_at=moment):
-            return _fulfil(order, attempt, late=True)
-    # Paid twice, or too late to fulfil: keep the money visible until it is refunded.
-    post_unallocated_receipt(order, attempt.channel, attempt.id, attempt.amount_fen)
-    log.warning("order %s received an extra payment on attempt %s", order.order_no, attempt.id)
-    return "extra payment held for refund"
-
-
-def _can_fulfil_late(order: Order) -> bool:
-    owned = set(
-        db.session.scalars(
-            select(Enrollment.course_id).where(
-                Enrollment.user_id == order.user_id, Enrollment.revoked_at.is_(None)
-            )
-        )
-    )
-    return not owned & {line.course_id for line in order.lines}
-
-
-def _fulfil(order: Order, attempt: PaymentAttempt, late: bool = False) -> str:
-    post_sale(order, attempt.channel, attempt.id)
-    grant_enrollments(order)
-    return "paid (late, after the order closed)" if late else "paid"
-
-
-def grant_enrollments(order: Order) -> None:
-    for line in order.lines:
-        enrollment = db.session.scalar(
-            select(Enrollment).where(
-                Enrollment.user_id == order.user_id, Enrollment.course_id == line.course_id
-            )
-        )
-        if enrollment is None:
-            db.session.add(
-                Enrollment(
-                    user_id=order.user_id, course_id=line.course_id,
-                    order_id=order.id, granted_at=now(),
-                )
-            )
-        elif enrollment.revoked_at is not None:
-            enrollment.revoked_at = None
-            enrollment.order_id = order.id
-    db.session.flush()
+    return settlement

@@ -15,7 +15,8 @@ from app.payments.channels.base import (
     PaymentChannel,
     SignatureError,
 )
-from app.payments.registry import ENABLED_CHANNELS, get_channel
+from app.config import CHANNELS
+from app.payments.registry import get_channel
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,9 @@ def _reject(channel: PaymentChannel, reason: str, body: str, out_trade_no: str |
 @bp.route("/notify/<channel>", methods=["POST"])
 @csrf.exempt
 def notify(channel: str) -> Response:
-    if channel not in ENABLED_CHANNELS:
+    # Every known channel, enabled or not: a channel switched off for new payments may
+    # still owe us callbacks for money already paid.
+    if channel not in CHANNELS:
         abort(404)
     adapter = get_channel(channel)
     if (request.content_length or 0) > MAX_NOTIFY_BYTES:
@@ -64,7 +67,7 @@ def notify(channel: str) -> Response:
         db.session.rollback()
         log.exception("could not store a verified %s notification", channel)
         # Not stored: a failure answer makes the channel deliver it again.
-        return _answer(NotifyAnswer(500, "failure"))
+        return _answer(adapter.unavailable_answer())
 
     if stored.needs_processing:
         enqueue("process_notification", stored.inbox_id)

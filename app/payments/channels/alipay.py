@@ -26,6 +26,9 @@ from app.payments.channels.base import (
     Notification,
     NotificationRejected,
     NotifyAnswer,
+    RefundRequest,
+    RefundResult,
+    RefundState,
     SignatureError,
     TradeState,
     TradeStatus,
@@ -275,6 +278,64 @@ class AlipayChannel:
         node = self._call("alipay.trade.close", {"out_trade_no": out_trade_no}, not_found_ok=True)
         return TradeState.CLOSED if node.get("code") == CODE_SUCCESS else TradeState.NOT_FOUND
 
+    def refund(self, refund: RefundRequest) -> RefundResult:
+        """``alipay.trade.refund``: synchronous; a 10000 answer means the money went back.
+
+        Repeating an ``out_request_no`` answers the first refund again (fund_change "N"),
+        so a retry after an unknown answer never refunds twice.
+        """
+        node = self._call(
+            "alipay.trade.refund",
+            {
+                "out_trade_no": refund.out_trade_no,
+                "refund_amount": format_yuan(refund.amount_fen),
+                "out_request_no": refund.out_refund_no,
+                "refund_reason": refund.reason[:256],
+            },
+        )
+        self._check_out_trade_no(node, refund.out_trade_no)
+        return RefundResult(
+            out_refund_no=refund.out_refund_no,
+            state=RefundState.SUCCEEDED,
+            amount_fen=refund.amount_fen,
+            channel_refund_no=node.get("trade_no") or None,
+            refunded_at=self._beijing_or_none(node.get("gmt_refund_pay"), "alipay.trade.refund"),
+        )
+
+    def query_refund(self, out_trade_no: str, out_refund_no: str) -> RefundResult | None:
+        """None when Alipay knows no such refund: its answer then carries no refund data."""
+        node = self._call(
+            "alipay.trade.fastpay.refund.query",
+            {"out_trade_no": out_trade_no, "out_request_no": out_refund_no},
+            not_found_ok=True,
+        )
+        if node.get("code") != CODE_SUCCESS or not node.get("refund_amount"):
+            return None
+        if node.get("refund_status") not in (None, "", "REFUND_SUCCESS"):
+            return None
+        if node.get("out_request_no") not in (None, out_refund_no):
+            raise UnknownResult(f"answer is for out_request_no {node.get('out_request_no')!r}")
+        try:
+            amount_fen = parse_yuan(str(node["refund_amount"]))
+        except MoneyFormatError:
+            raise UnknownResult("alipay.trade.fastpay.refund.query: malformed refund_amount") from None
+        return RefundResult(
+            out_refund_no=out_refund_no,
+            state=RefundState.SUCCEEDED,
+            amount_fen=amount_fen,
+            channel_refund_no=node.get("trade_no") or None,
+            refunded_at=self._beijing_or_none(node.get("gmt_refund_pay"), "refund query"),
+        )
+
+    @staticmethod
+    def _beijing_or_none(text: Any, what: str) -> datetime | None:
+        if not text:
+            return None
+        try:
+            return parse_beijing_time(str(text))
+        except ValueError:
+            raise UnknownResult(f"{what}: malformed time {text!r}") from None
+
     def _call(
         self,
         method: str,
@@ -407,3 +468,6 @@ class AlipayChannel:
     def rejected_answer(self, reason: str) -> NotifyAnswer:
         """Alipay retries anything but ``success``; ``reason`` is for our logs only."""
         return NotifyAnswer(200, "failure")
+
+    def unavailable_answer(self) -> NotifyAnswer:
+        return NotifyAnswer(500, "failure")

@@ -61,21 +61,30 @@ class Notification:
     raw: Mapping[str, str] = field(repr=False, compare=False)
 
 
+class RefundState(str, enum.Enum):
+    """What a channel says about one out_refund_no."""
+
+    PROCESSING = "processing"  # accepted; the money is on its way back (query later)
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # the channel gave up (e.g. the payer's account is closed)
+
+
 @dataclass(frozen=True)
 class RefundRequest:
     out_trade_no: str
-    out_refund_no: str
+    out_refund_no: str  # ours, unique per refund: repeating it never refunds twice
     amount_fen: int
-    total_fen: int
+    total_fen: int  # the amount of the paid trade, which WeChat Pay wants restated
     reason: str
 
 
 @dataclass(frozen=True)
 class RefundResult:
     out_refund_no: str
-    succeeded: bool
+    state: RefundState
     amount_fen: int
     channel_refund_no: str | None = None
+    refunded_at: datetime | None = None
 
 
 class ChannelError(Exception):
@@ -124,8 +133,14 @@ class PaymentChannel(Protocol):
 
     def close(self, out_trade_no: str) -> TradeState: ...
 
+    def refund(self, refund: RefundRequest) -> RefundResult: ...
+
+    def query_refund(self, out_trade_no: str, out_refund_no: str) -> RefundResult | None: ...
+
     def parse_notification(self, body: bytes, headers: Mapping[str, str]) -> Notification: ...
 
     def accepted_answer(self) -> NotifyAnswer: ...
 
     def rejected_answer(self, reason: str) -> NotifyAnswer: ...
+
+    def unavailable_answer(self) -> NotifyAnswer: ...

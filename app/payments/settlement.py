@@ -1,0 +1,221 @@
+"""What a channel's word does to our books: an attempt paid, closed or still pending.
+
+One entry point per money movement; each flushes and never commits, so the caller's
+transaction holds the whole movement (DESIGN.md §3). Every status moves by
+compare-and-set, so racing callbacks, queries and expiry runs settle a payment once.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+
+from app.cart import coupons
+from app.catalog.models import Course, Enrollment
+from app.checkout.models import Order
+from app.extensions import db
+from app.ledger.services import post_sale, post_unallocated_receipt
+from app.payments.channels.base import TradeState, TradeStatus
+from app.payments.models import OrphanPayment, PaymentAttempt
+from app.payments.refunds import open_system_refund
+from app.payments.transitions import compare_and_set
+from app.timeutil import from_aware, now
+
+log = logging.getLogger(__name__)
+
+# Active query: the first question a minute after the QR was issued, then these gaps,
+# then every minute until the attempt is settled or closed.
+FIRST_QUERY_AFTER = timedelta(minutes=1)
+QUERY_BACKOFF = (timedelta(seconds=10), timedelta(seconds=15), timedelta(seconds=30))
+QUERY_EVERY = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """The outcome in words (for logs and the inbox row), and a refund to run, if any."""
+
+    outcome: str
+    refund_id: int | None = None
+
+
+def next_query_delay(queries_made: int) -> timedelta:
+    if queries_made < len(QUERY_BACKOFF):
+        return QUERY_BACKOFF[queries_made]
+    return QUERY_EVERY
+
+
+def settle_payment(
+    attempt_id: int, channel_trade_no: str, amount_fen: int, paid_at: datetime | None
+) -> Settlement:
+    """The channel says this attempt is paid: book it exactly once.
+
+    The attempt's compare-and-set decides the single winner among racing deliveries; the
+    loser returns without touching anything. Money the order cannot keep becomes an
+    orphan payment with a system refund.
+    """
+    attempt = db.session.get(PaymentAttempt, attempt_id)
+    if attempt is None:
+        return Settlement("no such attempt")
+    if amount_fen != attempt.amount_fen:
+        return Settlement("amount does not match the attempt")
+    if attempt.status == "succeeded":
+        return Settlement("duplicate: attempt already succeeded")
+    moment = paid_at or now()
+    won = compare_and_set(
+        PaymentAttempt, attempt.id, "attempt", attempt.status, "succeed",
+        channel_trade_no=channel_trade_no or None, succeeded_at=moment, next_query_at=None,
+    )
+    if not won:
+        return Settlement("duplicate: attempt settled concurrently")
+
+    order = db.session.get(Order, attempt.order_id)
+    assert order is not None
+    if compare_and_set(Order, order.id, "order", "pending", "pay", paid_at=moment):
+        _fulfil(order, attempt)
+        return Settlement("paid")
+    db.session.refresh(order)
+    if order.status == "closed":
+        refusal = _late_fulfilment_refusal(order)
+        if refusal is None and compare_and_set(
+            Order, order.id, "order", "closed", "pay_late", paid_at=moment
+        ):
+            coupons.reclaim(order.id)
+            _fulfil(order, attempt)
+            _record_orphan(attempt, "paid after the order had closed", "fulfilled")
+            return Settlement("paid (late, after the order closed)")
+        reason = f"paid after the order had closed, and {refusal or 'the order changed meanwhile'}"
+    else:
+        reason = "the order was already paid by another attempt"
+    # The money is ours to give back: book it as unallocated, then refund it in full.
+    post_unallocated_receipt(order, attempt.channel, attempt.id, attempt.amount_fen)
+    refund_id = open_system_refund(attempt, reason)
+    _record_orphan(attempt, reason, "refunded", refund_id)
+    log.warning("orphan payment on attempt %s (order %s): %s", attempt.id, order.order_no, reason)
+    return Settlement(f"orphan payment, refunding: {reason}", refund_id)
+
+
+def _late_fulfilment_refusal(order: Order) -> str | None:
+    """Why a closed order cannot be fulfilled now, or None when it can."""
+    course_ids = {line.course_id for line in order.lines}
+    owned = set(
+        db.session.scalars(
+            select(Enrollment.course_id).where(
+                Enrollment.user_id == order.user_id,
+                Enrollment.revoked_at.is_(None),
+                Enrollment.course_id.in_(course_ids),
+            )
+        )
+    )
+    if owned:
+        return "the learner already owns a course of it"
+    published = db.session.scalar(
+        select(func.count(Course.id)).where(Course.id.in_(course_ids), Course.is_published)
+    )
+    if published != len(course_ids):
+        return "a course of it is no longer sold"
+    return None
+
+
+def _record_orphan(
+    attempt: PaymentAttempt, reason: str, resolution: str, refund_id: int | None = None
+) -> None:
+    db.session.add(
+        OrphanPayment(
+            attempt_id=attempt.id,
+            order_id=attempt.order_id,
+            amount_fen=attempt.amount_fen,
+            reason=reason[:255],
+            resolution=resolution,
+            refund_id=refund_id,
+            created_at=now(),
+        )
+    )
+    db.session.flush()
+
+
+def _fulfil(order: Order, attempt: PaymentAttempt) -> None:
+    post_sale(order, attempt.channel, attempt.id)
+    grant_enrollments(order)
+
+
+def grant_enrollments(order: Order) -> None:
+    for line in order.lines:
+        enrollment = db.session.scalar(
+            select(Enrollment).where(
+                Enrollment.user_id == order.user_id, Enrollment.course_id == line.course_id
+            )
+        )
+        if enrollment is None:
+            db.session.add(
+                Enrollment(
+                    user_id=order.user_id, course_id=line.course_id,
+                    order_id=order.id, granted_at=now(),
+                )
+            )
+        elif enrollment.revoked_at is not None:
+            enrollment.revoked_at = None
+            enrollment.order_id = order.id
+    db.session.flush()
+
+
+def apply_trade_status(attempt_id: int, status: TradeStatus) -> Settlement:
+    """Act on what a query (not a callback) told us about an attempt."""
+    attempt = db.session.get(PaymentAttempt, attempt_id)
+    if attempt is None or attempt.out_trade_no != status.out_trade_no:
+        return Settlement("query answer is for another attempt")
+    if status.state is TradeState.PAID:
+        if status.amount_fen != attempt.amount_fen:
+            log.error("attempt %s: channel reports %s fen paid, expected %s",
+                      attempt.id, status.amount_fen, attempt.amount_fen)
+            return Settlement("paid amount does not match the attempt; left for staff")
+        paid_at = from_aware(status.paid_at) if status.paid_at else None
+        return settle_payment(attempt.id, status.channel_trade_no or "", attempt.amount_fen, paid_at)
+    if status.state is TradeState.CLOSED:
+        close_attempt(attempt.id)
+        return Settlement("closed at the channel")
+    return Settlement(f"still {status.state.value}")
+
+
+def close_attempt(attempt_id: int) -> bool:
+    """The channel will not take money for this attempt any more: close it here too."""
+    return compare_and_set(
+        PaymentAttempt, attempt_id, "attempt", "created", "close",
+        closed_at=now(), next_query_at=None,
+    )
+
+
+def schedule_next_query(attempt_id: int) -> None:
+    """After a query that left the attempt open: the next one on the backoff schedule."""
+    attempt = db.session.get(PaymentAttempt, attempt_id)
+    if attempt is None or attempt.status != "created":
+        return
+    attempt.next_query_at = now() + next_query_delay(attempt.queries)
+    attempt.queries += 1
+    db.session.flush()
+
+
+def live_attempt_ids(order_id: int) -> list[int]:
+    """Attempts of the order that the channel may still take money for."""
+    return list(
+        db.session.scalars(
+            select(PaymentAttempt.id).where(
+                PaymentAttempt.order_id == order_id, PaymentAttempt.status == "created"
+            )
+        )
+    )
+
+
+def close_order(order_id: int, event: str = "expire") -> bool:
+    """Close a pending order whose attempts are all closed; its coupon use is given back.
+
+    False when the order is not pending any more or an attempt may still be paid.
+    """
+    if live_attempt_ids(order_id):
+        return False
+    moment = now()
+    if not compare_and_set(Order, order_id, "order", "pending", event, closed_at=moment):
+        return False
+    coupons.release(order_id, moment)
+    return True
