@@ -54,13 +54,15 @@ def login(client: FlaskClient, email: str = "ann@example.com", password: str = "
     assert response.status_code == 302, response.text
 
 
-def checkout(client: FlaskClient, course_ids: list[int], coupon: str | None = None) -> str:
+def checkout(
+    client: FlaskClient, course_ids: list[int], coupon: str | None = None, channel: str = "alipay"
+) -> str:
     """Add courses, apply a coupon, check out; returns the order number."""
     for course_id in course_ids:
         client.post(f"/cart/add/{course_id}")
     if coupon:
         client.post("/cart/coupon", data={"code": coupon})
-    response = client.post("/cart/checkout", data={"channel": "alipay"})
+    response = client.post("/cart/checkout", data={"channel": channel})
     assert response.status_code == 302, response.text
     match = re.search(r"/orders/([A-Z0-9]+)/pay", response.headers["Location"])
     assert match, response.headers["Location"]
@@ -74,11 +76,16 @@ def attempt_of(order_no: str) -> PaymentAttempt:
     )
 
 
+def scan_at_emulator(app: Flask, qr_url: str) -> str:
+    """The learner's phone opens the QR's page; returns the page's path."""
+    path = "/" + qr_url.split("://", 1)[1].split("/", 1)[1]
+    opened = app.test_client().get(path)
+    assert opened.status_code == 200, opened.text
+    return path
+
+
 def pay_at_emulator(app: Flask, qr_url: str) -> None:
     """What the learner's phone does: open the QR's page and press Confirm."""
-    phone = app.test_client()
-    path = qr_url.split("://", 1)[1].split("/", 1)[1]
-    opened = phone.get("/" + path)
-    assert opened.status_code == 200, opened.text
-    confirmed = phone.post("/" + path + "/confirm")
+    path = scan_at_emulator(app, qr_url)
+    confirmed = app.test_client().post(path + "/confirm")
     assert confirmed.status_code in (200, 302), confirmed.text

@@ -71,7 +71,10 @@ EXPLICIT_PACKAGES = {"app.jobs", "app.checkout", "app.cart", "app.catalog", "app
 
 PURE = ("app.money", "app.cart.pricing", "app.payments.states")
 CHANNELS = tuple(name for name in MODULES if name.startswith("app.payments.channels"))
-SERVICES = tuple(name for name in MODULES if name.endswith(".services") or name == "app.cart.coupons")
+# Modules that move money or state and leave the commit to their caller.
+FLUSH_ONLY = ("app.cart.coupons", "app.payments.settlement", "app.payments.refunds",
+              "app.payments.health")
+SERVICES = tuple(name for name in MODULES if name.endswith(".services") or name in FLUSH_ONLY)
 MODELS = tuple(name for name in MODULES if name.endswith(".models"))
 GATEWAY = tuple(name for name in MODULES if name.startswith("app.gateway"))
 FRAMEWORK = ("flask", "flask_sqlalchemy", "flask_login", "flask_wtf", "sqlalchemy", "app.extensions")
@@ -95,7 +98,8 @@ RULES: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
      GATEWAY,
      ("app.checkout", "app.cart", "app.catalog", "app.ledger", "app.accounts", "app.jobs",
       "app.payments.models", "app.payments.services", "app.payments.views",
-      "app.payments.precreate", "app.payments.registry")),
+      "app.payments.precreate", "app.payments.registry", "app.payments.settlement",
+      "app.payments.refunds", "app.payments.resolution", "app.payments.health")),
 ]
 
 

@@ -5,6 +5,8 @@ The common parameters are checked in Alipay's order and with its error codes; ``
 is verified over every other non-empty parameter, ``sign_type`` included, with the
 merchant's public key. Every answer, refusals included, is signed with the emulator's
 private key. Refusals that come before the method is known go under ``error_response``.
+
+The API fault modes of ``faults.py`` apply here, matched by biz_content's out_trade_no.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from typing import Any, Callable, Mapping
 from flask import Response, current_app, request, url_for
 
 from app.extensions import db
-from app.gateway import trades
+from app.gateway import faults, trades
 from app.gateway.blueprint import bp
 from app.gateway.identity import AlipayIdentity, alipay_identity
 from app.gateway.models import GatewayAlipayTrade
@@ -143,6 +145,14 @@ def _success(**fields: Any) -> Node:
     return {"code": "10000", "msg": "Success", **fields}
 
 
+def _busy() -> Node:
+    return Refusal("20000", "ACQ.SYSTEM_ERROR", "系统繁忙，请重试").node
+
+
+def _beijing_text(moment: datetime) -> str:
+    return format_beijing_time(as_aware(moment))
+
+
 def precreate(params: Mapping[str, str], biz: Mapping[str, Any], identity: AlipayIdentity) -> Node:
     out_trade_no = _text(biz, "out_trade_no", 64) or ""
     subject = _text(biz, "subject", 256) or ""
@@ -175,7 +185,7 @@ def query(params: Mapping[str, str], biz: Mapping[str, Any], identity: AlipayIde
         raise _not_exist()  # until the QR is scanned Alipay has no trade to report
     trades.expire_if_due(trade)
     amount = format_yuan(trade.total_amount_fen)
-    paid = trade.status == trades.TRADE_SUCCESS
+    paid = trade.paid_at is not None  # a fully refunded trade is closed, yet was paid
     node = _success(
         trade_no=trade.trade_no,
         out_trade_no=trade.out_trade_no,
@@ -186,7 +196,7 @@ def query(params: Mapping[str, str], biz: Mapping[str, Any], identity: AlipayIde
     )
     if paid and trade.paid_at is not None:
         node["buyer_logon_id"] = trade.buyer_logon_id
-        node["send_pay_date"] = format_beijing_time(as_aware(trade.paid_at))
+        node["send_pay_date"] = _beijing_text(trade.paid_at)
     return node
 
 
@@ -204,18 +214,95 @@ def close(params: Mapping[str, str], biz: Mapping[str, Any], identity: AlipayIde
     return _success(trade_no=trade.trade_no, out_trade_no=trade.out_trade_no)
 
 
+def _paid_trade(biz: Mapping[str, Any], identity: AlipayIdentity) -> GatewayAlipayTrade:
+    trade = _lookup(biz, identity)
+    if trade is None or trade.opened_at is None:
+        raise _not_exist()
+    return trade
+
+
+def refund(params: Mapping[str, str], biz: Mapping[str, Any], identity: AlipayIdentity) -> Node:
+    """``alipay.trade.refund``: synchronous, idempotent by out_request_no."""
+    trade = _paid_trade(biz, identity)
+    try:
+        refund_fen = parse_yuan(_text(biz, "refund_amount", 16) or "")
+    except MoneyFormatError:
+        raise Refusal("40004", "ACQ.INVALID_PARAMETER", "refund_amount 格式错误") from None
+    if refund_fen <= 0:
+        raise Refusal("40004", "ACQ.INVALID_PARAMETER", "refund_amount 必须大于0")
+    out_request_no = _text(biz, "out_request_no", 64, required=False)
+    if out_request_no is None:
+        # Alipay lets a full refund omit it and then uses out_trade_no in its place.
+        if refund_fen != trade.total_amount_fen:
+            raise Refusal("40004", "ACQ.INVALID_PARAMETER", "部分退款时 out_request_no 不能为空")
+        out_request_no = trade.out_trade_no
+    reason = _text(biz, "refund_reason", 256, required=False)
+    try:
+        done, moved = trades.refund_trade(trade, out_request_no, refund_fen, reason)
+    except trades.TradeError as error:
+        raise _business(error) from None
+    return _success(
+        trade_no=trade.trade_no,
+        out_trade_no=trade.out_trade_no,
+        buyer_logon_id=trade.buyer_logon_id,
+        fund_change="Y" if moved else "N",
+        refund_fee=format_yuan(trade.refunded_fen),  # cumulative, as Alipay reports it
+        gmt_refund_pay=_beijing_text(done.created_at),
+        send_back_fee=format_yuan(done.refund_fen),
+    )
+
+
+def refund_query(
+    params: Mapping[str, str], biz: Mapping[str, Any], identity: AlipayIdentity
+) -> Node:
+    """``alipay.trade.fastpay.refund.query``. An unknown out_request_no is still a 10000
+    answer, only without refund_status or refund_amount: that is how Alipay says
+    "no such refund"."""
+    trade = _paid_trade(biz, identity)
+    out_request_no = _text(biz, "out_request_no", 64) or ""
+    node = _success(
+        trade_no=trade.trade_no, out_trade_no=trade.out_trade_no, out_request_no=out_request_no
+    )
+    done = trades.refund_by_request_no(trade, out_request_no)
+    if done is not None:
+        node.update(
+            total_amount=format_yuan(trade.total_amount_fen),
+            refund_amount=format_yuan(done.refund_fen),
+            refund_status="REFUND_SUCCESS",
+            gmt_refund_pay=_beijing_text(done.created_at),
+        )
+    return node
+
+
 Handler = Callable[[Mapping[str, str], Mapping[str, Any], AlipayIdentity], Node]
 HANDLERS: dict[str, Handler] = {
     "alipay.trade.precreate": precreate,
     "alipay.trade.query": query,
     "alipay.trade.close": close,
+    "alipay.trade.refund": refund,
+    "alipay.trade.fastpay.refund.query": refund_query,
 }
+
+
+def _fault_hint() -> str | None:
+    """The out_trade_no a request is about, read leniently, for matching fault modes."""
+    try:
+        biz = json.loads(request.values.get("biz_content") or "{}")
+    except ValueError:
+        return None
+    value = biz.get("out_trade_no") if isinstance(biz, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 @bp.post("/alipay/gateway.do")
 def alipay_gateway() -> Response:
-    """One open-platform call. Always HTTP 200 with a signed JSON body, as Alipay does."""
+    """One open-platform call. Always HTTP 200 with a signed JSON body, as Alipay does,
+    unless a fault mode says otherwise."""
     identity = alipay_identity()
+    active = faults.faults_for("alipay", _fault_hint())
+    if "api_error" in active:
+        db.session.rollback()
+        return Response("Service Unavailable", status=503, content_type="text/plain; charset=utf-8")
     try:
         params = _read_params()
         method = _require(params, "method", "isv.missing-method")
@@ -232,7 +319,11 @@ def alipay_gateway() -> Response:
         node = refusal.node
     except trades.StaleTrade:
         db.session.rollback()
-        node = Refusal("20000", "ACQ.SYSTEM_ERROR", "系统繁忙，请重试").node
+        node = _busy()
     if node["code"] != "10000":
         log.info("gateway %s refused: %s %s", method, node["code"], node.get("sub_code"))
+    if "api_unknown" in active:
+        node = _busy()  # whatever happened above stays committed
+    if "api_timeout" in active:
+        faults.sleep_for_timeout()
     return _answer(method, node)

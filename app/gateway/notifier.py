@@ -1,10 +1,12 @@
-"""Asynchronous notifications, sent the way Alipay sends them.
+"""Asynchronous notifications to the merchant, for both emulated channels.
 
-A paid trade owes one ``trade_status_sync`` notification, POSTed form-encoded to its
-notify_url and signed with the emulator's key (``sign`` and ``sign_type`` left out of the
-signed text). It counts as delivered only when the answer body is exactly ``success``;
-anything else is retried on ``GATEWAY_NOTIFY_RETRY_SECONDS`` (Alipay's 4m…15h schedule,
-compressed), with the same notify_id every time.
+A paid trade owes one notification, kept in ``gateway_notifications`` whatever its
+channel. The channel decides what goes on the wire and what counts as accepted
+(``alipay_notify``: a signed form, answer body exactly ``success``; ``wechat_notify``: a
+signed, encrypted JSON event, answer HTTP 200 or 204). Anything else is retried on
+``GATEWAY_NOTIFY_RETRY_SECONDS`` (Alipay's 4m…24h, or WeChat's 15s…6h, compressed to
+the same short schedule for both), re-signed at each attempt, with the same notify_id /
+event id every time.
 
 Each attempt runs in three steps: claim it and commit, POST with no transaction open,
 record the answer in a fresh transaction. The order matters on SQLite, where every
@@ -14,27 +16,30 @@ served by this same process, needs that lock to store what we send.
 Two modes: with ``GATEWAY_NOTIFY_SYNC`` the first attempt runs inline in the confirm
 request and retries only when ``deliver_due_notifications()`` is called (tests);
 otherwise one daemon thread per app sends and retries in the background.
+
+Fault modes (``faults.py``) are looked up when a notification is scheduled and again
+when it is claimed for an attempt.
 """
 from __future__ import annotations
 
 import logging
 import secrets
 import threading
+import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Sequence
-from urllib.parse import urlencode
+from typing import Callable, Sequence
 
 import requests
 from flask import Flask, current_app
 from sqlalchemy import select, update
 
 from app.extensions import db
-from app.gateway.identity import alipay_identity
+from app.gateway import alipay_notify, faults, wechat_notify
 from app.gateway.models import GatewayAlipayTrade, GatewayNotification
-from app.money import format_yuan
-from app.payments.channels.alipay import format_beijing_time, signing_content
-from app.payments.channels.crypto import rsa2_sign
-from app.timeutil import as_aware, now
+from app.gateway.outgoing import OutgoingRequest
+from app.gateway.wechat_models import GatewayWechatTrade
+from app.timeutil import now
 
 log = logging.getLogger(__name__)
 
@@ -47,73 +52,103 @@ _THREAD_KEY = "cashier.gateway_notifier"
 _start_lock = threading.Lock()
 
 
-def _beijing_text(moment: datetime) -> str:
-    return format_beijing_time(as_aware(moment))
+@dataclass(frozen=True)
+class ChannelWire:
+    """A channel's notification format: the request of one attempt, and whether the
+    merchant's answer means "received"."""
+
+    build_request: Callable[[GatewayNotification, datetime], OutgoingRequest]
+    accepted: Callable[[requests.Response], bool]
+    retry_config_key: str
 
 
-def notification_form(
-    trade: GatewayAlipayTrade, notify_id: str, notify_time: datetime
-) -> dict[str, str]:
-    """The signed form fields of a TRADE_SUCCESS notification for a paid ``trade``."""
-    identity = alipay_identity()
-    amount = format_yuan(trade.total_amount_fen)
-    assert trade.paid_at is not None and trade.opened_at is not None and trade.trade_no
-    fields = {
-        "notify_time": _beijing_text(notify_time),
-        "notify_type": "trade_status_sync",
-        "notify_id": notify_id,
-        "app_id": trade.app_id,
-        "charset": "utf-8",
-        "version": "1.0",
-        "sign_type": "RSA2",
-        "trade_no": trade.trade_no,
-        "out_trade_no": trade.out_trade_no,
-        "buyer_logon_id": trade.buyer_logon_id or "",
-        "seller_id": identity.seller_id,
-        "trade_status": "TRADE_SUCCESS",
-        "total_amount": amount,
-        "receipt_amount": amount,
-        "buyer_pay_amount": amount,
-        "invoice_amount": amount,
-        "gmt_create": _beijing_text(trade.opened_at),
-        "gmt_payment": _beijing_text(trade.paid_at),
-        "subject": trade.subject,
-    }
-    content = signing_content(fields, exclude=("sign", "sign_type"))
-    fields["sign"] = rsa2_sign(content.encode("utf-8"), identity.gateway_private_key)
-    return fields
+WIRES: dict[str, ChannelWire] = {
+    "alipay": ChannelWire(
+        alipay_notify.build_request, alipay_notify.accepted, "GATEWAY_NOTIFY_RETRY_SECONDS"
+    ),
+    "wechat": ChannelWire(
+        wechat_notify.build_request,
+        wechat_notify.accepted,
+        "GATEWAY_WECHAT_NOTIFY_RETRY_SECONDS",
+    ),
+}
+
+Trade = GatewayAlipayTrade | GatewayWechatTrade
 
 
-def schedule_notification(trade: GatewayAlipayTrade) -> int | None:
+def schedule_notification(trade: Trade) -> int | None:
     """Record the notification a just-paid trade owes, due now. Flushes, never commits.
 
-    Returns its id, or None when the trade has no notify_url (nothing is owed).
+    Returns its id, or None when the trade has no notify_url (nothing is owed). Under
+    ``drop_notify`` the row is recorded as dropped and never sent; under
+    ``delay_notify`` its first attempt is due ``delay_seconds`` later.
     """
     if not trade.notify_url:
         return None
     moment = now()
+    if isinstance(trade, GatewayWechatTrade):
+        channel = "wechat"
+        ids: dict[str, object] = {"wechat_trade_id": trade.id}
+        notify_id = str(uuid.uuid4())
+    else:
+        channel = "alipay"
+        ids = {"alipay_trade_id": trade.id}
+        notify_id = secrets.token_hex(16)
+    active = faults.faults_for(channel, trade.out_trade_no)
+    next_attempt_at = moment
+    last_answer = None
+    if "drop_notify" in active:
+        next_attempt_at, last_answer = None, faults.DROPPED_ANSWER
+    elif "delay_notify" in active:
+        next_attempt_at = moment + timedelta(seconds=active["delay_notify"].delay_seconds)
     notification = GatewayNotification(
-        trade_id=trade.id,
-        notify_id=secrets.token_hex(16),
+        channel=channel,
+        notify_id=notify_id,
         notify_url=trade.notify_url,
         attempts=0,
         created_at=moment,
-        next_attempt_at=moment,
+        next_attempt_at=next_attempt_at,
+        last_answer=last_answer,
+        **ids,
     )
     db.session.add(notification)
     db.session.flush()
     return notification.id
 
 
-def _retry_delays() -> Sequence[int]:
-    return current_app.config.get("GATEWAY_NOTIFY_RETRY_SECONDS", DEFAULT_RETRY_SECONDS)
+def _retry_delays(channel: str) -> Sequence[int]:
+    delays: Sequence[int] = current_app.config.get(
+        WIRES[channel].retry_config_key, DEFAULT_RETRY_SECONDS
+    )
+    return delays
 
 
-def _claim(notification_id: int) -> tuple[str, dict[str, str], int] | None:
-    """Take the next attempt of a due notification; (url, form, attempt number) or None.
+@dataclass(frozen=True)
+class _Claim:
+    outgoing: OutgoingRequest
+    channel: str
+    attempt: int
+    copies: int  # 2 under duplicate_notify
+
+
+def _drop(notification_id: int) -> None:
+    db.session.execute(
+        update(GatewayNotification)
+        .where(
+            GatewayNotification.id == notification_id, GatewayNotification.delivered_at.is_(None)
+        )
+        .values(next_attempt_at=None, last_answer=faults.DROPPED_ANSWER)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+def _claim(notification_id: int, inline: bool) -> _Claim | None:
+    """Take the next attempt of a due notification, or None.
 
     Commits: the attempt and its retry time are recorded before anything is sent, so a
     crash mid-POST still leaves a retry scheduled, and two senders never both claim it.
+    An inline (first, in-request) attempt is skipped under ``shuffle_notify``.
     """
     notification = db.session.get(GatewayNotification, notification_id)
     moment = now()
@@ -125,11 +160,19 @@ def _claim(notification_id: int) -> tuple[str, dict[str, str], int] | None:
     ):
         db.session.rollback()
         return None
+    active = faults.faults_for(notification.channel, notification.out_trade_no)
+    if "drop_notify" in active:
+        _drop(notification_id)
+        return None
+    if inline and "shuffle_notify" in active:
+        db.session.rollback()  # held for a notifier round, which sends in random order
+        return None
     seen = notification.attempts
-    delays = _retry_delays()
+    delays = _retry_delays(notification.channel)
     next_attempt_at = moment + timedelta(seconds=delays[seen]) if seen < len(delays) else None
-    form = notification_form(notification.trade, notification.notify_id, moment)
-    url = notification.notify_url
+    wire = WIRES[notification.channel]
+    outgoing = wire.build_request(notification, moment)
+    channel = notification.channel
     claimed = db.session.execute(
         update(GatewayNotification)
         .where(
@@ -141,39 +184,46 @@ def _claim(notification_id: int) -> tuple[str, dict[str, str], int] | None:
             attempts=seen + 1,
             last_attempt_at=moment,
             next_attempt_at=next_attempt_at,
-            form_body=urlencode(form),
+            sent_body=outgoing.body.decode("utf-8"),
         )
         .execution_options(synchronize_session=False)
     ).rowcount
     db.session.commit()
-    return (url, form, seen + 1) if claimed == 1 else None
+    if claimed != 1:
+        return None
+    copies = 2 if "duplicate_notify" in active else 1
+    return _Claim(outgoing, channel, seen + 1, copies)
 
 
-def _post(url: str, form: dict[str, str]) -> tuple[bool, str]:
-    """Send one notification; (delivered, a short record of the answer)."""
+def _post(outgoing: OutgoingRequest, channel: str) -> tuple[bool, str]:
+    """Send one notification; (accepted, a short record of the answer)."""
     session: requests.Session = current_app.extensions["cashier.gateway_http"]
     timeout = current_app.config.get("GATEWAY_NOTIFY_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS)
     try:
-        response = session.post(url, data=form, timeout=timeout)
+        response = session.post(
+            outgoing.url, data=outgoing.body, headers=outgoing.headers, timeout=timeout
+        )
     except requests.RequestException as exc:
         return False, type(exc).__name__
-    body = response.text
     # Kept short and on one line: the record is for the trade list, not an archive.
-    excerpt = " ".join(body.split())[:_ANSWER_LIMIT]
-    return body == "success", f"HTTP {response.status_code}: {excerpt}"
+    excerpt = " ".join(response.text.split())[:_ANSWER_LIMIT]
+    return WIRES[channel].accepted(response), f"HTTP {response.status_code}: {excerpt}"
 
 
-def attempt_delivery(notification_id: int) -> bool | None:
+def attempt_delivery(notification_id: int, inline: bool = False) -> bool | None:
     """One delivery attempt if the notification is due: True delivered, False refused or
-    unreachable (a retry is scheduled unless the schedule is used up), None not due.
+    unreachable (a retry is scheduled unless the schedule is used up), None not sent
+    (not due, dropped or held by a fault mode).
 
     Commits; call it with no transaction holding changes you still want to roll back.
     """
-    claim = _claim(notification_id)
+    claim = _claim(notification_id, inline)
     if claim is None:
         return None
-    url, form, attempt = claim
-    delivered, answer = _post(url, form)
+    delivered, answer = False, ""
+    for _ in range(claim.copies):  # duplicate_notify: the same event twice
+        accepted, answer = _post(claim.outgoing, claim.channel)
+        delivered = delivered or accepted
     values: dict[str, object] = {"last_answer": answer[:255]}
     if delivered:
         values.update(delivered_at=now(), next_attempt_at=None)
@@ -185,29 +235,37 @@ def attempt_delivery(notification_id: int) -> bool | None:
     )
     db.session.commit()
     log.info(
-        "gateway notification %s attempt %d to %s: %s",
+        "gateway %s notification %s attempt %d to %s: %s",
+        claim.channel,
         notification_id,
-        attempt,
-        url,
+        claim.attempt,
+        claim.outgoing.url,
         "delivered" if delivered else "not accepted",
     )
     return delivered
 
 
 def deliver_due_notifications() -> int:
-    """Attempt every notification whose retry time has come (by the app clock).
+    """Attempt every notification whose retry time has come (by the app clock), in due
+    order, or in random order when any of them is under ``shuffle_notify``.
 
     Returns the number of attempts made. Commits; needs an app context.
     """
-    due_ids = db.session.scalars(
-        select(GatewayNotification.id)
+    due = db.session.scalars(
+        select(GatewayNotification)
         .where(
             GatewayNotification.delivered_at.is_(None),
             GatewayNotification.next_attempt_at <= now(),
         )
-        .order_by(GatewayNotification.next_attempt_at)
+        .order_by(GatewayNotification.next_attempt_at, GatewayNotification.id)
         .limit(_DUE_BATCH)
     ).all()
+    due_ids = [notification.id for notification in due]
+    if any(
+        "shuffle_notify" in faults.faults_for(notification.channel, notification.out_trade_no)
+        for notification in due
+    ):
+        faults.shuffler().shuffle(due_ids)
     db.session.rollback()  # release the read transaction (a write lock on SQLite)
     return sum(1 for notification_id in due_ids if attempt_delivery(notification_id) is not None)
 
@@ -243,7 +301,7 @@ def notify_after_commit(notification_id: int | None) -> None:
     if notification_id is None:
         return
     if current_app.config.get("GATEWAY_NOTIFY_SYNC"):
-        attempt_delivery(notification_id)
+        attempt_delivery(notification_id, inline=True)
         return
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     with _start_lock:

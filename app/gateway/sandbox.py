@@ -1,5 +1,5 @@
-"""The buyer's side of the emulator: the page a QR code opens, as the Alipay app would
-show it, plus a developer's list of recent trades.
+"""The buyer's side of the emulated Alipay: the page a QR code opens, as the Alipay app
+would show it. (The WeChat page is in ``wechat_sandbox``, the trade list in ``operator``.)
 
 Opening the QR page plays the scan (Alipay creates the trade then). Confirm pays and
 sends the notification after the payment is committed; Cancel leaves the trade waiting,
@@ -7,22 +7,17 @@ as backing out of the Alipay app does.
 """
 from __future__ import annotations
 
-from datetime import datetime
-
 from flask import abort, render_template
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from werkzeug.exceptions import NotFound
 
 from app.extensions import db
 from app.gateway import trades
 from app.gateway.blueprint import bp
 from app.gateway.identity import alipay_identity
-from app.gateway.models import GatewayAlipayTrade, GatewayNotification
+from app.gateway.models import GatewayAlipayTrade
 from app.gateway.notifier import notify_after_commit, schedule_notification
-from app.timeutil import now
 
-RECENT_LIMIT = 50
 STALE_MESSAGE = "The trade changed meanwhile; this is its state now."
 
 
@@ -98,27 +93,3 @@ def alipay_cancel(token: str) -> tuple[str, int]:
     if not form.validate_on_submit():
         return _page(trade, "The form expired; please try again.", status=400)
     return _page(trade, "Payment cancelled. The trade stays open until it expires.")
-
-
-@bp.get("/alipay/")
-def alipay_index() -> str:
-    """Recent emulator trades with their notification delivery (a development aid)."""
-    rows = db.session.execute(
-        select(GatewayAlipayTrade, GatewayNotification)
-        .outerjoin(GatewayNotification, GatewayNotification.trade_id == GatewayAlipayTrade.id)
-        .order_by(GatewayAlipayTrade.id.desc())
-        .limit(RECENT_LIMIT)
-    ).all()
-    moment = now()
-    listed = [
-        (trade, notification, _shown_status(trade, moment)) for trade, notification in rows
-    ]
-    return render_template("gateway/alipay_index.html", rows=listed)
-
-
-def _shown_status(trade: GatewayAlipayTrade, moment: datetime) -> str:
-    """The status a query would give now, without writing from a list page."""
-    if trade.status in trades.UNPAID and moment >= trade.expires_at:
-        return trades.TRADE_CLOSED
-    return trade.status
-

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 TAX_PAYABLE = "tax:payable"
 PLATFORM_REVENUE = "platform:revenue"
-# Money received that no sale explains yet (a second payment of one order): it waits
-# here, visible, until it is refunded.
+# Money received that no order can keep (an orphan payment): it waits here, visible,
+# until its system refund takes it back out.
 UNALLOCATED_RECEIPTS = "platform:unallocated_receipts"
 
 

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from app.cart import coupons
 from app.catalog.models import Course, Enrollment
@@ -72,12 +72,15 @@ def settle_payment(
 
     order = db.session.get(Order, attempt.order_id)
     assert order is not None
-    if compare_and_set(Order, order.id, "order", "pending", "pay", paid_at=moment):
+    owned = _owned_elsewhere(order)
+    if not owned and compare_and_set(Order, order.id, "order", "pending", "pay", paid_at=moment):
         _fulfil(order, attempt)
         return Settlement("paid")
     db.session.refresh(order)
-    if order.status == "closed":
-        refusal = _late_fulfilment_refusal(order)
+    if owned:
+        reason = "the learner already owns a course of the order through another order"
+    elif order.status == "closed":
+        refusal = _no_longer_sold(order)
         if refusal is None and compare_and_set(
             Order, order.id, "order", "closed", "pay_late", paid_at=moment
         ):
@@ -96,20 +99,26 @@ def settle_payment(
     return Settlement(f"orphan payment, refunding: {reason}", refund_id)
 
 
-def _late_fulfilment_refusal(order: Order) -> str | None:
-    """Why a closed order cannot be fulfilled now, or None when it can."""
+def _owned_elsewhere(order: Order) -> bool:
+    """Whether the learner owns a course of this order through another order: paying
+    this one would sell them a course twice."""
+    if order.status not in ("pending", "closed"):
+        return False
     course_ids = {line.course_id for line in order.lines}
-    owned = set(
-        db.session.scalars(
-            select(Enrollment.course_id).where(
-                Enrollment.user_id == order.user_id,
-                Enrollment.revoked_at.is_(None),
-                Enrollment.course_id.in_(course_ids),
-            )
+    owned = db.session.scalar(
+        select(func.count(Enrollment.id)).where(
+            Enrollment.user_id == order.user_id,
+            Enrollment.revoked_at.is_(None),
+            Enrollment.course_id.in_(course_ids),
+            or_(Enrollment.order_id.is_(None), Enrollment.order_id != order.id),
         )
     )
-    if owned:
-        return "the learner already owns a course of it"
+    return bool(owned)
+
+
+def _no_longer_sold(order: Order) -> str | None:
+    """Why a closed order cannot be fulfilled late, or None when it can."""
+    course_ids = {line.course_id for line in order.lines}
     published = db.session.scalar(
         select(func.count(Course.id)).where(Course.id.in_(course_ids), Course.is_published)
     )

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 FLASK = str(Path(sys.executable).parent / "flask")
 REDIS_URL = "redis://127.0.0.1:6379/0"
-QUEUES = ("payments", "default")  # app/jobs/queues.py QUEUE_NAMES
+QUEUES = ("payments", "refunds", "default")  # app/jobs/queues.py QUEUE_NAMES
 STARTUP_SECONDS = 20.0
 COMMAND_SECONDS = 60.0
 

@@ -139,7 +139,7 @@ class Purchase:
     courses: list[dict]
 
 
-def buy_two_courses(site: LiveSite, browser: requests.Session) -> Purchase:
+def buy_two_courses(site: LiveSite, browser: requests.Session, channel: str = "alipay") -> Purchase:
     register_page = browser.get(site.url("/register"), timeout=TIMEOUT)
     assert register_page.status_code == 200
     email = f"e2e-{time.monotonic_ns()}@example.com"
@@ -175,7 +175,7 @@ def buy_two_courses(site: LiveSite, browser: requests.Session) -> Purchase:
     assert element_text(cart_page, "tax") == yuan(expected.tax_fen)
     assert element_text(cart_page, "total") == yuan(expected.total_fen)
 
-    checked_out = post_form(browser, cart_page, "/cart/checkout", channel="alipay")
+    checked_out = post_form(browser, cart_page, "/cart/checkout", channel=channel)
     assert checked_out.status_code == 302, checked_out.text
     location = checked_out.headers["Location"]
     match = re.fullmatch(r"/orders/([A-Za-z0-9]+)/pay", urlsplit(location).path)
@@ -183,7 +183,9 @@ def buy_two_courses(site: LiveSite, browser: requests.Session) -> Purchase:
     return Purchase(match.group(1), expected.total_fen, courses)
 
 
-def pay_with_phone(site: LiveSite, browser: requests.Session, purchase: Purchase) -> None:
+def pay_with_phone(
+    site: LiveSite, browser: requests.Session, purchase: Purchase, channel: str = "alipay"
+) -> None:
     pay_page = browser.get(site.url(f"/orders/{purchase.order_no}/pay"), timeout=TIMEOUT)
     assert pay_page.status_code == 200
     assert "<svg" in pay_page.text
@@ -191,7 +193,7 @@ def pay_with_phone(site: LiveSite, browser: requests.Session, purchase: Purchase
     assert attribute(pay_page, "data-status") == "pending"
     assert yuan(purchase.total_fen) in pay_page.text
     qr_url = qr_url_of(pay_page)
-    assert qr_url.startswith(site.url("/gateway/alipay/qr/")), qr_url
+    assert qr_url.startswith(site.url(f"/gateway/{channel}/qr/")), qr_url
     assert browser.get(site.url(f"/orders/{purchase.order_no}/status"), timeout=TIMEOUT).json()[
         "status"
     ] == "pending"

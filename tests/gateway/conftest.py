@@ -10,6 +10,7 @@ from app.payments.channels.crypto import RsaKey, load_public_key
 from app.payments.registry import alipay_settings
 from app.timeutil import as_aware
 from tests.conftest import Clock
+from tests.gateway.wechat_helpers import Merchant
 
 
 @pytest.fixture
@@ -23,3 +24,9 @@ def channel(app: Flask, clock: Clock) -> AlipayChannel:
 @pytest.fixture
 def gateway_public_key(keys_dir: Path) -> RsaKey:
     return load_public_key((keys_dir / "alipay_gateway_public.pem").read_text())
+
+
+@pytest.fixture
+def merchant(app: Flask, clock: Clock, keys_dir: Path) -> Merchant:
+    """The merchant's seat against the emulated WeChat Pay, signing with wechatpayv3."""
+    return Merchant(app, clock, keys_dir)

@@ -1,0 +1,178 @@
+"""The emulator's operator pages: recent trades of both channels with the delivery of
+their notifications, and the switches of the fault modes (``faults.py``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import flash, redirect, render_template, url_for
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+from wtforms import IntegerField, SelectField, StringField, SubmitField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import InputRequired, Length, NumberRange, Optional
+
+from app.extensions import db
+from app.gateway import faults, trades, wechat_trades
+from app.gateway.blueprint import bp
+from app.gateway.models import FAULT_MODES, GatewayAlipayTrade, GatewayNotification
+from app.gateway.sandbox import ButtonForm
+from app.gateway.wechat_models import GatewayWechatTrade
+from app.timeutil import now
+
+RECENT_LIMIT = 50
+CHANNEL_CHOICES = [
+    SelectChoice("*", "both channels"),
+    SelectChoice("alipay", "Alipay"),
+    SelectChoice("wechat", "WeChat Pay"),
+]
+
+
+class FaultForm(FlaskForm):
+    mode = SelectField("Mode", choices=[SelectChoice(mode) for mode in FAULT_MODES])
+    channel = SelectField("Channel", choices=CHANNEL_CHOICES, default="*")
+    out_trade_no = StringField(
+        "out_trade_no (empty: every trade)", validators=[Optional(), Length(max=64)]
+    )
+    delay_seconds = IntegerField(
+        "Delay (s, delay_notify)", default=0, validators=[InputRequired(), NumberRange(min=0)]
+    )
+    submit = SubmitField("Switch on")
+
+
+@dataclass(frozen=True)
+class TradeRow:
+    """One line of the trade list, whatever the channel."""
+
+    channel: str
+    out_trade_no: str
+    subject: str
+    amount_fen: int
+    status: str  # as a query would report it now
+    created_at: datetime
+    page_url: str
+    notification: GatewayNotification | None
+
+
+def _alipay_rows(moment: datetime) -> list[TradeRow]:
+    rows = db.session.execute(
+        select(GatewayAlipayTrade, GatewayNotification)
+        .outerjoin(
+            GatewayNotification, GatewayNotification.alipay_trade_id == GatewayAlipayTrade.id
+        )
+        .order_by(GatewayAlipayTrade.id.desc())
+        .limit(RECENT_LIMIT)
+    ).all()
+    return [
+        TradeRow(
+            channel="alipay",
+            out_trade_no=trade.out_trade_no,
+            subject=trade.subject,
+            amount_fen=trade.total_amount_fen,
+            # Shown without writing: a list page does not expire trades.
+            status=trades.TRADE_CLOSED
+            if trade.status in trades.UNPAID and moment >= trade.expires_at
+            else trade.status,
+            created_at=trade.created_at,
+            page_url=url_for("gateway.alipay_qr", token=trade.qr_token),
+            notification=notification,
+        )
+        for trade, notification in rows
+    ]
+
+
+def _wechat_rows(moment: datetime) -> list[TradeRow]:
+    rows = db.session.execute(
+        select(GatewayWechatTrade, GatewayNotification)
+        .outerjoin(
+            GatewayNotification, GatewayNotification.wechat_trade_id == GatewayWechatTrade.id
+        )
+        .order_by(GatewayWechatTrade.id.desc())
+        .limit(RECENT_LIMIT)
+    ).all()
+    return [
+        TradeRow(
+            channel="wechat",
+            out_trade_no=trade.out_trade_no,
+            subject=trade.description,
+            amount_fen=trade.total_fen,
+            status=wechat_trades.CLOSED
+            if trade.status == wechat_trades.NOTPAY and moment >= trade.expires_at
+            else trade.status,
+            created_at=trade.created_at,
+            page_url=url_for("gateway.wechat_qr", token=trade.qr_token),
+            notification=notification,
+        )
+        for trade, notification in rows
+    ]
+
+
+def _index_page(form: FaultForm | None = None, status: int = 200) -> tuple[str, int]:
+    moment = now()
+    rows = sorted(
+        _alipay_rows(moment) + _wechat_rows(moment),
+        key=lambda row: row.created_at,
+        reverse=True,
+    )[:RECENT_LIMIT]
+    return (
+        render_template(
+            "gateway/index.html",
+            rows=rows,
+            faults=faults.active_faults(),
+            fault_form=form or FaultForm(),
+            clear_form=ButtonForm(),
+        ),
+        status,
+    )
+
+
+@bp.get("/")
+def index() -> tuple[str, int]:
+    """Recent trades of both channels and the fault switches (a development aid)."""
+    return _index_page()
+
+
+@bp.get("/alipay/")
+def alipay_index() -> tuple[str, int]:
+    """The older address of the same page."""
+    return _index_page()
+
+
+@bp.post("/faults")
+def fault_on() -> Response | tuple[str, int]:
+    form = FaultForm()
+    if not form.validate_on_submit():
+        return _index_page(form, status=400)
+    faults.set_fault(
+        form.mode.data,
+        channel=form.channel.data,
+        out_trade_no=(form.out_trade_no.data or "").strip() or None,
+        delay_seconds=form.delay_seconds.data or 0,
+    )
+    db.session.commit()
+    target = (form.out_trade_no.data or "").strip() or "every trade"
+    flash(f"Fault {form.mode.data} is on for {form.channel.data} / {target}.")
+    return redirect(url_for("gateway.index"))
+
+
+@bp.post("/faults/<int:fault_id>/clear")
+def fault_off(fault_id: int) -> Response:
+    if not ButtonForm().validate_on_submit():
+        flash("The form expired; please try again.")
+        return redirect(url_for("gateway.index"))
+    removed = faults.clear_fault(fault_id)
+    db.session.commit()
+    flash("Fault cleared." if removed else "That fault was already off.")
+    return redirect(url_for("gateway.index"))
+
+
+@bp.post("/faults/clear")
+def faults_off() -> Response:
+    if not ButtonForm().validate_on_submit():
+        flash("The form expired; please try again.")
+        return redirect(url_for("gateway.index"))
+    removed = faults.clear_faults()
+    db.session.commit()
+    flash(f"All faults cleared ({removed}).")
+    return redirect(url_for("gateway.index"))

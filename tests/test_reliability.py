@@ -1,0 +1,350 @@
+"""A payment is never lost or stuck because a callback was lost, late, duplicated or out
+of order; expiry asks the channel first; money an order cannot keep goes back.
+
+The emulator's fault modes misbehave on purpose; time is the injected clock, and the
+periodic work is `tick()`, as `flask jobs tick` runs it.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from app.cart.models import Coupon
+from app.catalog.models import Enrollment
+from app.checkout.models import Order
+from app.extensions import db
+from app.gateway import faults
+from app.gateway.notifier import deliver_due_notifications
+from app.jobs.periodic import tick
+from app.ledger import accounts
+from app.ledger.models import JournalEntry
+from app.ledger.services import balance, unbalanced_entry_ids
+from app.payments.channels.base import TradeState
+from app.payments.models import InboxNotification, OrphanPayment, PaymentAttempt, Refund
+from app.payments.registry import get_channel
+from tests.alipay_oracle import notification_fields, signed_body
+from tests.helpers import (
+    attempt_of,
+    checkout,
+    login,
+    make_coupon,
+    make_course,
+    make_learner,
+    pay_at_emulator,
+    scan_at_emulator,
+)
+
+CHANNELS = ["alipay", "wechat"]
+
+
+def set_fault(app, mode: str, **where) -> None:
+    with app.app_context():
+        faults.set_fault(mode, **where)
+        db.session.commit()
+
+
+def clear_faults(app) -> None:
+    with app.app_context():
+        faults.clear_faults()
+        db.session.commit()
+
+
+def run_ticks(app, clock, seconds: int, step: int = 10) -> None:
+    """Let ``seconds`` of simulated time pass, with the periodic round every ``step``."""
+    for _ in range(seconds // step):
+        clock.advance(seconds=step)
+        with app.app_context():
+            tick()
+
+
+def order_row(app, order_no: str) -> Order:
+    with app.app_context():
+        order = db.session.scalar(select(Order).where(Order.order_no == order_no))
+        db.session.expunge(order)
+        return order
+
+
+def attempts(app, order_no: str) -> list[tuple[str, str]]:
+    with app.app_context():
+        order = db.session.scalar(select(Order).where(Order.order_no == order_no))
+        return [
+            (attempt.channel, attempt.status)
+            for attempt in db.session.scalars(
+                select(PaymentAttempt).where(PaymentAttempt.order_id == order.id).order_by(PaymentAttempt.id)
+            )
+        ]
+
+
+def qr_of(app, order_no: str) -> str:
+    with app.app_context():
+        qr = attempt_of(order_no).qr_code
+        assert qr, "no QR code was issued"
+        return qr
+
+
+def count(app, column, *where) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count(column)).where(*where))
+
+
+def channel_state(app, channel: str, out_trade_no: str) -> TradeState:
+    with app.app_context():
+        return get_channel(channel).query(out_trade_no).state
+
+
+@pytest.fixture
+def learner(app, client):
+    with app.app_context():
+        course_ids = [make_course(10000 + index, slug=f"c{index}") for index in range(4)]
+        make_learner()
+    login(client)
+    return course_ids
+
+
+# --- lost, late, duplicated and shuffled callbacks ------------------------------------------
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_with_every_callback_dropped_paid_orders_end_paid_by_active_query(
+    app, client, clock, learner, channel
+):
+    set_fault(app, "drop_notify")
+    paid_now = checkout(client, [learner[0]], channel=channel)
+    pay_at_emulator(app, qr_of(app, paid_now))
+    paid_later = checkout(client, [learner[1]], channel=channel)
+    assert order_row(app, paid_now).status == "pending"  # the callback never came
+
+    run_ticks(app, clock, 120)
+    assert order_row(app, paid_now).status == "paid"
+    assert order_row(app, paid_later).status == "pending"
+
+    run_ticks(app, clock, 120)  # the second QR is now four minutes old, still unpaid
+    pay_at_emulator(app, qr_of(app, paid_later))
+    run_ticks(app, clock, 120)
+    assert order_row(app, paid_later).status == "paid"
+    with app.app_context():
+        assert unbalanced_entry_ids() == []
+        assert db.session.scalar(select(func.count(JournalEntry.id))) == 2
+
+
+def test_with_every_callback_duplicated_and_shuffled_each_order_is_paid_once(
+    app, client, clock, learner
+):
+    set_fault(app, "duplicate_notify")
+    set_fault(app, "shuffle_notify")
+    order_nos = [
+        checkout(client, [course_id], channel=CHANNELS[index % 2])
+        for index, course_id in enumerate(learner)
+    ]
+    for order_no in order_nos:
+        pay_at_emulator(app, qr_of(app, order_no))
+    assert {order_row(app, no).status for no in order_nos} == {"pending"}  # held back
+
+    with app.app_context():
+        assert deliver_due_notifications() >= len(order_nos)
+    assert {order_row(app, no).status for no in order_nos} == {"paid"}
+    total_fen = sum(order_row(app, no).total_fen for no in order_nos)
+    with app.app_context():
+        assert db.session.scalar(select(func.count(JournalEntry.id))) == len(order_nos)
+        assert unbalanced_entry_ids() == []
+        received = balance(accounts.channel("alipay")) + balance(accounts.channel("wechat"))
+        assert received == total_fen
+        assert db.session.scalar(select(func.count(Enrollment.id))) == len(order_nos)
+        inbox = list(db.session.scalars(select(InboxNotification)))
+        assert len(inbox) == len(order_nos) and all(row.deliveries == 2 for row in inbox)
+    assert count(app, PaymentAttempt.id, PaymentAttempt.status == "succeeded") == len(order_nos)
+
+
+def test_a_late_callback_after_the_active_query_changes_nothing(app, client, clock, learner):
+    set_fault(app, "delay_notify", delay_seconds=300)
+    order_no = checkout(client, [learner[0]], channel="wechat")
+    pay_at_emulator(app, qr_of(app, order_no))
+    run_ticks(app, clock, 120)
+    assert order_row(app, order_no).status == "paid"
+    clock.advance(seconds=300)
+    with app.app_context():
+        assert deliver_due_notifications() == 1
+        assert db.session.scalar(select(func.count(JournalEntry.id))) == 1
+
+
+def test_the_status_poll_asks_the_channel_once_the_callback_is_overdue(app, client, clock, learner):
+    set_fault(app, "drop_notify")
+    order_no = checkout(client, [learner[0]])
+    pay_at_emulator(app, qr_of(app, order_no))
+    assert client.get(f"/orders/{order_no}/status").json["status"] == "pending"
+    clock.advance(seconds=61)
+    assert client.get(f"/orders/{order_no}/status").json["status"] == "paid"
+
+
+# --- expiry -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_an_unpaid_order_closes_at_the_deadline_and_gives_its_coupon_back(
+    app, client, clock, learner, channel
+):
+    with app.app_context():
+        make_coupon("ONCE", max_redemptions=1)
+    order_no = checkout(client, [learner[0]], coupon="ONCE", channel=channel)
+    scan_at_emulator(app, qr_of(app, order_no))
+    with app.app_context():
+        out_trade_no = attempt_of(order_no).out_trade_no
+        assert db.session.scalar(select(Coupon.redeemed_count)) == 1
+
+    run_ticks(app, clock, 14 * 60)
+    assert order_row(app, order_no).status == "pending"
+    run_ticks(app, clock, 70)
+    order = order_row(app, order_no)
+    assert order.status == "closed" and order.closed_at is not None
+    assert attempts(app, order_no) == [(channel, "closed")]
+    assert channel_state(app, channel, out_trade_no) is TradeState.CLOSED
+    with app.app_context():
+        assert db.session.scalar(select(Coupon.redeemed_count)) == 0
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_a_trade_paid_one_second_before_the_deadline_is_never_closed(
+    app, client, clock, learner, channel
+):
+    set_fault(app, "drop_notify")
+    order_no = checkout(client, [learner[0]], channel=channel)
+    deadline = order_row(app, order_no).expires_at
+    scan_at_emulator(app, qr_of(app, order_no))
+    clock.current = deadline - timedelta(seconds=1)
+    pay_at_emulator(app, qr_of(app, order_no))
+    clock.current = deadline
+    with app.app_context():
+        tick()
+    assert order_row(app, order_no).status == "paid"
+    assert attempts(app, order_no) == [(channel, "succeeded")]
+    with app.app_context():
+        out_trade_no = attempt_of(order_no).out_trade_no
+    assert channel_state(app, channel, out_trade_no) is TradeState.PAID
+
+
+def test_an_order_whose_channel_does_not_answer_stays_pending_past_the_deadline(
+    app, client, clock, learner
+):
+    order_no = checkout(client, [learner[0]])
+    set_fault(app, "api_error", channel="alipay")
+    run_ticks(app, clock, 16 * 60)
+    assert order_row(app, order_no).status == "pending"  # its money might still arrive
+    clear_faults(app)
+    run_ticks(app, clock, 10)
+    assert order_row(app, order_no).status == "closed"
+
+
+# --- orphan payments ------------------------------------------------------------------------
+
+
+def test_money_arriving_after_the_order_closed_is_fulfilled(app, client, clock, learner):
+    with app.app_context():
+        make_coupon("ONCE", max_redemptions=1)
+    order_no = checkout(client, [learner[0]], coupon="ONCE")
+    run_ticks(app, clock, 16 * 60)
+    assert order_row(app, order_no).status == "closed"
+    with app.app_context():
+        attempt = attempt_of(order_no)
+        body = signed_body(notification_fields(attempt.out_trade_no, attempt.amount_fen))
+    response = client.post("/notify/alipay", data=body,
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.data == b"success"
+    assert order_row(app, order_no).status == "paid"
+    with app.app_context():
+        orphan = db.session.scalar(select(OrphanPayment))
+        assert (orphan.resolution, orphan.refund_id) == ("fulfilled", None)
+        assert "closed" in orphan.reason
+        assert db.session.scalar(select(Coupon.redeemed_count)) == 1  # counted again
+        assert db.session.scalar(select(func.count(Enrollment.id))) == 1
+
+
+def test_a_second_payment_of_a_paid_order_is_refunded_automatically(app, client, clock, learner):
+    order_no = checkout(client, [learner[0]], channel="alipay")
+    alipay_qr = qr_of(app, order_no)
+    scan_at_emulator(app, alipay_qr)
+    with app.app_context():
+        first = attempt_of(order_no).out_trade_no
+    set_fault(app, "api_error", channel="alipay", out_trade_no=first)  # the close is lost
+    assert client.post(f"/orders/{order_no}/channel", data={"channel": "wechat"}).status_code == 302
+    assert attempts(app, order_no) == [("alipay", "created"), ("wechat", "created")]
+
+    pay_at_emulator(app, qr_of(app, order_no))  # pays the WeChat QR
+    clear_faults(app)
+    pay_at_emulator(app, alipay_qr)  # and the Alipay QR, still open on the phone
+
+    assert order_row(app, order_no).status == "paid"
+    with app.app_context():
+        refund = db.session.scalar(select(Refund))
+        orphan = db.session.scalar(select(OrphanPayment))
+        assert (refund.kind, refund.status, refund.amount_fen) == ("orphan", "succeeded", 10000)
+        assert (orphan.resolution, orphan.refund_id) == ("refunded", refund.id)
+        assert "already paid" in orphan.reason
+        assert balance(accounts.UNALLOCATED_RECEIPTS) == 0
+        assert balance(accounts.channel("alipay")) == 0  # in and back out
+        assert balance(accounts.channel("wechat")) == 10000
+        assert unbalanced_entry_ids() == []
+        assert db.session.scalar(
+            select(func.count(JournalEntry.id)).where(JournalEntry.kind == "payment")
+        ) == 1
+    assert channel_state(app, "alipay", first) is TradeState.CLOSED  # fully refunded
+
+
+def test_paying_for_a_course_the_learner_already_owns_is_refunded(app, client, clock, learner):
+    first = checkout(client, [learner[0]])
+    second = checkout(client, [learner[0]], channel="wechat")  # placed before either is paid
+    pay_at_emulator(app, qr_of(app, first))
+    pay_at_emulator(app, qr_of(app, second))
+    assert order_row(app, first).status == "paid"
+    assert order_row(app, second).status == "pending"
+    with app.app_context():
+        refund = db.session.scalar(select(Refund))
+        assert (refund.status, refund.amount_fen) == ("succeeded", 10000)
+        assert "already owns" in db.session.scalar(select(OrphanPayment.reason))
+        assert db.session.scalar(select(func.count(Enrollment.id))) == 1
+        assert balance(accounts.channel("wechat")) == 0
+    run_ticks(app, clock, 16 * 60)
+    assert order_row(app, second).status == "closed"
+
+
+def test_a_refund_the_channel_did_not_answer_is_sent_again_once(app, client, clock, learner):
+    first = checkout(client, [learner[0]])
+    second = checkout(client, [learner[0]], channel="wechat")
+    pay_at_emulator(app, qr_of(app, first))
+    with app.app_context():
+        out_trade_no = attempt_of(second).out_trade_no
+    set_fault(app, "api_unknown", channel="wechat")  # the refund happens; the answer is lost
+    pay_at_emulator(app, qr_of(app, second))
+    with app.app_context():
+        assert db.session.scalar(select(Refund.status)) == "processing"
+    clear_faults(app)
+    run_ticks(app, clock, 70)
+    with app.app_context():
+        refund = db.session.scalar(select(Refund))
+        assert refund.status == "succeeded" and refund.tries == 2
+        assert balance(accounts.channel("wechat")) == 0
+    assert channel_state(app, "wechat", out_trade_no) is TradeState.PAID  # WeChat: REFUND
+
+
+# --- channel health -------------------------------------------------------------------------
+
+
+def test_an_unhealthy_channel_leaves_the_offer_and_returns_after_its_cool_down(
+    app, client, clock, learner
+):
+    set_fault(app, "api_error", channel="alipay")
+    for course_id in learner[:3]:
+        checkout(client, [course_id], channel="alipay")  # each QR request fails
+    client.post(f"/cart/add/{learner[3]}")
+    cart = client.get("/cart/").text
+    assert 'value="alipay"' not in cart and 'value="wechat"' in cart
+    assert "Temporarily unavailable" in cart
+    refused = client.post("/cart/checkout", data={"channel": "alipay"}, follow_redirects=True)
+    assert "please use another payment method" in refused.text  # the flashed reason
+    assert count(app, Order.id) == 3
+
+    clear_faults(app)
+    clock.advance(seconds=app.config["CHANNEL_COOLDOWN_SECONDS"])
+    cart = client.get("/cart/").text
+    assert 'value="alipay"' in cart and "Temporarily unavailable" not in cart
