@@ -97,9 +97,11 @@ def register_cli(app: Flask) -> None:
     from app.accounts.cli import users_cli
     from app.catalog.cli import seed_demo_command
     from app.jobs.cli import jobs_cli
+    from app.payments.cli import payments_cli
 
     app.cli.add_command(users_cli)
     app.cli.add_command(jobs_cli)
+    app.cli.add_command(payments_cli)
     app.cli.add_command(seed_demo_command)
 
 

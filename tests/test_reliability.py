@@ -289,6 +289,9 @@ def test_a_second_payment_of_a_paid_order_is_refunded_automatically(app, client,
             select(func.count(JournalEntry.id)).where(JournalEntry.kind == "payment")
         ) == 1
     assert channel_state(app, "alipay", first) is TradeState.CLOSED  # fully refunded
+    listed = app.test_cli_runner().invoke(args=["payments", "orphans"])
+    assert order_no in listed.output and "refunded" in listed.output
+    assert "already paid by another attempt" in listed.output and "succeeded" in listed.output
 
 
 def test_paying_for_a_course_the_learner_already_owns_is_refunded(app, client, clock, learner):
@@ -340,6 +343,8 @@ def test_an_unhealthy_channel_leaves_the_offer_and_returns_after_its_cool_down(
     cart = client.get("/cart/").text
     assert 'value="alipay"' not in cart and 'value="wechat"' in cart
     assert "Temporarily unavailable" in cart
+    report = app.test_cli_runner().invoke(args=["payments", "health"]).output
+    assert "alipay   resting until" in report and "wechat   ok" in report
     refused = client.post("/cart/checkout", data={"channel": "alipay"}, follow_redirects=True)
     assert "please use another payment method" in refused.text  # the flashed reason
     assert count(app, Order.id) == 3
