@@ -152,7 +152,10 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None) ->
         "WTF_CSRF_TIME_LIMIT": None,
     }
     for name in ALIPAY_VARIABLES + WECHAT_VARIABLES:
-        config[name] = env.get(name) or None
+        config[name] = (env.get(name) or "").strip() or None
+    apiv3_key = config["WECHAT_APIV3_KEY"]
+    if apiv3_key is not None and not (len(apiv3_key) == 32 and apiv3_key.isascii()):
+        raise ConfigError("WECHAT_APIV3_KEY must be exactly 32 ASCII characters")
     if config["SQLALCHEMY_DATABASE_URI"].startswith("postgres://"):
         # Heroku-style URLs name a dialect SQLAlchemy 2 no longer accepts.
         config["SQLALCHEMY_DATABASE_URI"] = "postgresql://" + config[

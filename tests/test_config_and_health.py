@@ -67,7 +67,8 @@ def test_production_refuses_to_start_unsafely(tmp_path, change, complaint):
     "environ",
     [{"TAX_RATE": "abc"}, {"TAX_RATE": "1.5"}, {"ORDER_TTL_MINUTES": "0"},
      {"ORDER_TTL_MINUTES": "ten"}, {"PAYMENT_GATEWAY_EMULATOR": "maybe"},
-     {"PAYMENT_CHANNELS": "alipay,paypal"}, {"PAYMENT_CHANNELS": " , "}],
+     {"PAYMENT_CHANNELS": "alipay,paypal"}, {"PAYMENT_CHANNELS": " , "},
+     {"WECHAT_APIV3_KEY": "k" * 31}, {"WECHAT_APIV3_KEY": "密" * 32}],
 )
 def test_malformed_values_fail_fast_with_the_variable_named(tmp_path, environ):
     with pytest.raises(ConfigError, match=next(iter(environ)).split("_")[0]):

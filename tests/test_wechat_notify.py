@@ -3,12 +3,13 @@ a tampered, mis-keyed, stale, foreign or wrong-amount one is refused and changes
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, select
 from wechatpayv3 import WeChatPay, WeChatPayType
 
+from app import create_app
 from app.checkout.models import Order
 from app.checkout.services import OrderRequest, place_order
 from app.config import (
@@ -21,6 +22,7 @@ from app.extensions import db
 from app.ledger.services import unbalanced_entry_ids
 from app.payments.models import InboxNotification, PaymentAttempt, RejectedNotification
 from tests import wechat_oracle
+from tests.conftest import base_config
 from tests.helpers import attempt_of, make_course, make_learner
 from tests.test_notify import counts
 
@@ -59,7 +61,7 @@ def test_the_oracle_itself_accepts_the_callbacks_these_tests_build(clock):
         public_key_id=EMULATOR_WECHAT_PUBLIC_KEY_ID,
     )
     body, headers = wechat_oracle.callback(
-        wechat_oracle.transaction("CC1P01", 10000), at=datetime.utcnow()
+        wechat_oracle.transaction("CC1P01", 10000), at=datetime.now(timezone.utc)
     )
     decoded = oracle.callback(headers, body.decode())
     assert decoded["resource"]["out_trade_no"] == "CC1P01"
@@ -153,3 +155,21 @@ def test_an_unsigned_callback_is_refused(app, client, wechat_order):
     response = post(client, body, {"Content-Type": "application/json"})
     assert response.status_code == 400
     assert response.json == {"code": "FAIL", "message": response.json["message"]}
+
+
+def test_a_callback_for_a_channel_configured_nowhere_is_not_found(database_url, keys_dir, tmp_path):
+    """Alipay only, no WeChat keys at all: a stranger's POST is a 404, not a 500."""
+    alipay_only = tmp_path / "keys"
+    alipay_only.mkdir()
+    for path in keys_dir.glob("alipay_*"):
+        (alipay_only / path.name).write_text(path.read_text())
+    config = base_config(database_url, alipay_only, tmp_path) | {
+        "PAYMENT_GATEWAY_EMULATOR": False,
+        "PAYMENT_CHANNELS": ("alipay",),
+        "ALIPAY_APP_ID": "2021000000000009",
+        "ALIPAY_SELLER_ID": "2088000000000009",
+        "ALIPAY_GATEWAY_URL": "https://openapi.alipay.example/gateway.do",
+    }
+    client = create_app(config).test_client()
+    response = client.post("/notify/wechat", data=b"{}", headers={"Content-Type": "application/json"})
+    assert response.status_code == 404

@@ -83,7 +83,8 @@ def callback(
 
 
 def signed_headers(body: str, at: datetime, serial: str = EMULATOR_WECHAT_PUBLIC_KEY_ID) -> dict[str, str]:
-    timestamp = str(int(at.replace(tzinfo=timezone.utc).timestamp()))
+    moment = at if at.tzinfo else at.replace(tzinfo=timezone.utc)  # naive means UTC here
+    timestamp = str(int(moment.timestamp()))
     nonce = secrets.token_hex(16)
     signature = rsa_sign(load_private_key(platform_private_pem()), f"{timestamp}\n{nonce}\n{body}\n")
     return {

@@ -19,7 +19,7 @@ from app.checkout.models import Order
 from app.extensions import db
 from app.jobs import enqueue
 from app.payments.models import InboxNotification, PaymentAttempt
-from app.payments.refunds import due_refund_ids
+from app.payments.refunds import claim_refund, due_refund_ids
 from app.timeutil import now
 
 log = logging.getLogger(__name__)
@@ -83,28 +83,30 @@ def claim_query(attempt_id: int) -> bool:
 
 
 def query_due_attempts() -> int:
-    """Enqueue an active query for each open attempt whose next query is due."""
-    due_ids = list(
-        db.session.scalars(
-            select(PaymentAttempt.id)
-            .where(PaymentAttempt.status == "created", PaymentAttempt.next_query_at <= now())
-            .order_by(PaymentAttempt.next_query_at)
-            .limit(SWEEP_BATCH)
-        )
-    )
-    claimed = [attempt_id for attempt_id in due_ids if claim_query(attempt_id)]
+    """Enqueue the due work of each open attempt: an active query while its order is
+    pending, a close at its channel once the order is paid or closed by other means
+    (a superseded QR whose close failed must not stay payable)."""
+    due = db.session.execute(
+        select(PaymentAttempt.id, Order.status)
+        .join(Order, Order.id == PaymentAttempt.order_id)
+        .where(PaymentAttempt.status == "created", PaymentAttempt.next_query_at <= now())
+        .order_by(PaymentAttempt.next_query_at)
+        .limit(SWEEP_BATCH)
+    ).all()
+    claimed = [(attempt_id, status) for attempt_id, status in due if claim_query(attempt_id)]
     db.session.commit()
-    for attempt_id in claimed:
-        enqueue("query_attempt", attempt_id)
+    for attempt_id, order_status in claimed:
+        enqueue("query_attempt" if order_status == "pending" else "close_attempt", attempt_id)
     return len(claimed)
 
 
 def send_due_refunds() -> int:
-    refund_ids = due_refund_ids(now(), SWEEP_BATCH)
+    """Enqueue refunds to send or re-check, each claimed first like a query."""
+    claimed = [refund_id for refund_id in due_refund_ids(now(), SWEEP_BATCH) if claim_refund(refund_id)]
     db.session.commit()
-    for refund_id in refund_ids:
+    for refund_id in claimed:
         enqueue("execute_refund", refund_id)
-    return len(refund_ids)
+    return len(claimed)
 
 
 def tick() -> dict[str, int]:

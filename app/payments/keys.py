@@ -89,5 +89,12 @@ def wechat_keys(config: Mapping[str, Any]) -> WechatKeys:
     public_file = (
         config.get("WECHAT_PLATFORM_PUBLIC_KEY_FILE") or keys_dir / WECHAT_PLATFORM_PUBLIC
     )
-    apiv3_key = config.get("WECHAT_APIV3_KEY") or read_key_file(keys_dir / WECHAT_APIV3_KEY).strip()
+    apiv3_key = (config.get("WECHAT_APIV3_KEY") or read_key_file(keys_dir / WECHAT_APIV3_KEY)).strip()
+    if not valid_apiv3_key(apiv3_key):
+        raise RuntimeError("the WeChat Pay APIv3 key must be exactly 32 ASCII characters")
     return WechatKeys(read_key_file(private_file), read_key_file(public_file), apiv3_key)
+
+
+def valid_apiv3_key(key: str) -> bool:
+    """AES-256 needs 32 bytes: WeChat's APIv3 key is 32 printable ASCII characters."""
+    return len(key) == APIV3_KEY_LENGTH and key.isascii() and key.isprintable()

@@ -148,11 +148,12 @@ class Refund(db.Model):
 
 class OrphanPayment(db.Model):
     """Money confirmed for an attempt whose order could not simply take it: the order
-    had closed, or another attempt had paid it. Kept for staff with what was done."""
+    had closed, another attempt had paid it, or the channel reports an amount we never
+    asked for. Kept for staff with what was done: fulfilled, refunded, or held for them."""
 
     __tablename__ = "orphan_payments"
     __table_args__ = (
-        CheckConstraint("resolution IN ('fulfilled', 'refunded')", name="resolution"),
+        CheckConstraint("resolution IN ('fulfilled', 'refunded', 'held')", name="resolution"),
         CheckConstraint("amount_fen > 0", name="amount_fen"),
     )
 

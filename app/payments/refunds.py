@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.extensions import db
 from app.ledger.services import post_orphan_refund
@@ -33,7 +33,9 @@ def open_system_refund(attempt: PaymentAttempt, reason: str) -> int:
         amount_fen=attempt.amount_fen,
         reason=reason[:255],
         status="approved",
-        next_check_at=now(),
+        # The caller enqueues it at once; the periodic round sends it only if that job
+        # is lost, so the two do not race.
+        next_check_at=now() + CHECK_AFTER,
         created_at=now(),
     )
     db.session.add(refund)
@@ -106,6 +108,23 @@ def note_refund_unknown(refund_id: int, error: str) -> None:
         refund.last_error = error[:255]
         refund.next_check_at = now() + CHECK_AFTER
         db.session.flush()
+
+
+def claim_refund(refund_id: int, lease: timedelta = timedelta(minutes=2)) -> bool:
+    """Take a due refund for one runner: its next check moves out by ``lease``, so a
+    later round neither queues it twice nor loses it if the job is lost. Flushes."""
+    moment = now()
+    claimed = db.session.execute(
+        update(Refund)
+        .where(
+            Refund.id == refund_id,
+            Refund.status.in_(("approved", "processing")),
+            Refund.next_check_at <= moment,
+        )
+        .values(next_check_at=moment + lease)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return claimed == 1
 
 
 def due_refund_ids(moment: datetime, limit: int = 100) -> list[int]:

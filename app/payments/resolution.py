@@ -9,6 +9,7 @@ opens a refund returns its id in the `Settlement` and the caller enqueues it.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Callable, TypeVar
 
 from app.checkout.models import Order
@@ -20,6 +21,7 @@ from app.payments.channels.base import (
     PaymentChannel,
     RefundResult,
     SignatureError,
+    TradeState,
     UnknownResult,
 )
 from app.payments.models import PaymentAttempt, Refund
@@ -38,6 +40,10 @@ from app.timeutil import now
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# A QR the channel never saw scanned may outlive our deadline by its own rounding (Alipay
+# counts timeout_express in whole minutes): only after this margin is "not found" final.
+UNSCANNED_QR_GRACE = timedelta(minutes=2)
 
 
 def call_channel(channel: str, what: str, operation: Callable[[PaymentChannel], T]) -> T:
@@ -95,13 +101,20 @@ def close_at_channel(attempt_id: int) -> Settlement:
         db.session.commit()
         return Settlement("attempt is not open")
     channel, out_trade_no = attempt.channel, attempt.out_trade_no
+    still_payable_until = attempt.expires_at + UNSCANNED_QR_GRACE
     try:
-        call_channel(channel, "close", lambda adapter: adapter.close(out_trade_no))
+        state = call_channel(channel, "close", lambda adapter: adapter.close(out_trade_no))
     except ChannelRefused:
         return query_attempt(attempt_id)
     except ChannelError as error:
         db.session.commit()
         return Settlement(f"close failed ({type(error).__name__}); will try again")
+    if state is TradeState.NOT_FOUND and now() < still_payable_until:
+        # Alipay has no trade until the QR is scanned, so it cannot close one; the QR
+        # itself stays payable until its own expiry. Keep asking about it till then.
+        schedule_next_query(attempt_id)
+        db.session.commit()
+        return Settlement("not known to the channel yet; kept open until its QR expires")
     close_attempt(attempt_id)
     db.session.commit()
     return Settlement("closed")
@@ -156,6 +169,10 @@ def run_refund(refund_id: int) -> str:
     try:
         result = call_channel(channel, "refund", send)
     except ChannelRefused as refusal:
+        if not refusal.verified:
+            note_refund_unknown(refund_id, f"unsigned refusal {refusal.code}")
+            db.session.commit()
+            return "unverified refusal; will check again"
         fail_refund(refund_id, f"{refusal.code}: {refusal.message}")
         db.session.commit()
         return f"refused: {refusal.code}"

@@ -128,13 +128,17 @@ def _no_longer_sold(order: Order) -> str | None:
 
 
 def _record_orphan(
-    attempt: PaymentAttempt, reason: str, resolution: str, refund_id: int | None = None
+    attempt: PaymentAttempt,
+    reason: str,
+    resolution: str,
+    refund_id: int | None = None,
+    amount_fen: int | None = None,
 ) -> None:
     db.session.add(
         OrphanPayment(
             attempt_id=attempt.id,
             order_id=attempt.order_id,
-            amount_fen=attempt.amount_fen,
+            amount_fen=amount_fen or attempt.amount_fen,
             reason=reason[:255],
             resolution=resolution,
             refund_id=refund_id,
@@ -176,15 +180,27 @@ def apply_trade_status(attempt_id: int, status: TradeStatus) -> Settlement:
         return Settlement("query answer is for another attempt")
     if status.state is TradeState.PAID:
         if status.amount_fen != attempt.amount_fen:
-            log.error("attempt %s: channel reports %s fen paid, expected %s",
-                      attempt.id, status.amount_fen, attempt.amount_fen)
-            return Settlement("paid amount does not match the attempt; left for staff")
+            return hold_mismatched_payment(attempt, status.amount_fen)
         paid_at = from_aware(status.paid_at) if status.paid_at else None
         return settle_payment(attempt.id, status.channel_trade_no or "", attempt.amount_fen, paid_at)
     if status.state is TradeState.CLOSED:
         close_attempt(attempt.id)
         return Settlement("closed at the channel")
     return Settlement(f"still {status.state.value}")
+
+
+def hold_mismatched_payment(attempt: PaymentAttempt, reported_fen: int | None) -> Settlement:
+    """The channel says paid, for an amount we never asked for: nothing is booked or
+    granted on an unexplained amount. The attempt fails (no more queries, so the order
+    can close) and staff get the case, with the channel's figure, to settle by hand."""
+    reason = f"channel reports {reported_fen} fen paid, the attempt asked {attempt.amount_fen}"
+    log.error("attempt %s: %s", attempt.id, reason)
+    if compare_and_set(
+        PaymentAttempt, attempt.id, "attempt", "created", "fail",
+        last_error=reason[:255], next_query_at=None,
+    ):
+        _record_orphan(attempt, reason, "held", amount_fen=reported_fen or attempt.amount_fen)
+    return Settlement(f"held for staff: {reason}")
 
 
 def close_attempt(attempt_id: int) -> bool:

@@ -9,6 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.extensions import csrf, db
 from app.jobs import enqueue
 from app.payments import services
+from app.payments.channels.crypto import KeyFormatError
 from app.payments.channels.base import (
     NotificationRejected,
     NotifyAnswer,
@@ -47,7 +48,12 @@ def notify(channel: str) -> Response:
     # still owe us callbacks for money already paid.
     if channel not in CHANNELS:
         abort(404)
-    adapter = get_channel(channel)
+    try:
+        adapter = get_channel(channel)
+    except (RuntimeError, KeyFormatError):
+        # Not configured here (no keys): nobody can have paid us through it.
+        log.warning("callback for unconfigured channel %s", channel)
+        abort(404)
     if (request.content_length or 0) > MAX_NOTIFY_BYTES:
         return _answer(adapter.rejected_answer("too large"))
     raw = request.get_data(cache=False)

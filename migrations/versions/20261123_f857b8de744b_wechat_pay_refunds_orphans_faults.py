@@ -148,7 +148,7 @@ def upgrade():
     sa.Column('resolution', sa.String(length=10), nullable=False),
     sa.Column('refund_id', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.CheckConstraint("resolution IN ('fulfilled', 'refunded')", name=op.f('ck_orphan_payments_resolution')),
+    sa.CheckConstraint("resolution IN ('fulfilled', 'refunded', 'held')", name=op.f('ck_orphan_payments_resolution')),
     sa.CheckConstraint('amount_fen > 0', name=op.f('ck_orphan_payments_amount_fen')),
     sa.ForeignKeyConstraint(['attempt_id'], ['payment_attempts.id'], name=op.f('fk_orphan_payments_attempt_id_payment_attempts')),
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_orphan_payments_order_id_orders')),

@@ -165,6 +165,21 @@ def test_an_unknown_order_is_not_found_only_when_the_answer_is_signed(channel, p
     platform.answer(404, {"code": "ORDER_NOT_EXIST", "message": "订单不存在"})
     assert channel.query("CC1P01").state is TradeState.NOT_FOUND
     platform.answer(404, {"code": "ORDER_NOT_EXIST", "message": "订单不存在"}, signed=False)
+    with pytest.raises(ChannelRefused) as refused:
+        channel.query("CC1P01")
+    assert refused.value.verified is False
+
+
+def test_a_refusal_with_a_forged_signature_is_a_signature_error(channel, platform):
+    platform.answer(404, {"code": "ORDER_NOT_EXIST", "message": "订单不存在"}, signed=False)
+    original_send = platform.send
+
+    def forged(request, **kwargs):
+        response = original_send(request, **kwargs)
+        response.headers.update(wechat_oracle.signed_headers("something else", NOW.replace(tzinfo=None)))
+        return response
+
+    platform.send = forged  # type: ignore[method-assign]
     with pytest.raises(SignatureError):
         channel.query("CC1P01")
 

@@ -380,7 +380,9 @@ class AlipayChannel:
         if signed and not_found_ok and sub_code == SUB_CODE_TRADE_NOT_EXIST:
             return node
         log.info("alipay %s refused: code=%s sub_code=%s signed=%s", method, code, sub_code, signed)
-        raise ChannelRefused(sub_code or code, str(node.get("sub_msg") or node.get("msg") or ""))
+        raise ChannelRefused(
+            sub_code or code, str(node.get("sub_msg") or node.get("msg") or ""), verified=signed
+        )
 
     def _read_response(self, method: str, content: bytes) -> tuple[dict[str, Any], bool]:
         """The answer node and whether it carried a valid signature.

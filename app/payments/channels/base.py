@@ -107,12 +107,17 @@ class NotificationRejected(ChannelError):
 
 
 class ChannelRefused(ChannelError):
-    """The channel answered and refused the request (a business error)."""
+    """The channel answered and refused the request (a business error).
 
-    def __init__(self, code: str, message: str) -> None:
+    ``verified`` is False for a refusal that carried no signature: it may stop a
+    request, but what it says about a trade (for example "no such order") is not proof.
+    """
+
+    def __init__(self, code: str, message: str, verified: bool = True) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        self.verified = verified
 
 
 @dataclass(frozen=True)

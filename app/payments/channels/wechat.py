@@ -96,6 +96,13 @@ def parse_rfc3339(text: str) -> datetime:
     return moment
 
 
+def truncate_utf8(text: str, max_bytes: int) -> str:
+    """At most ``max_bytes`` of UTF-8, cut on a character boundary: WeChat Pay's field
+    limits are safest read as bytes, and a Chinese character takes three."""
+    encoded = text.encode("utf-8")[:max_bytes]
+    return encoded.decode("utf-8", errors="ignore")
+
+
 def request_message(method: str, path_with_query: str, timestamp: str, nonce: str, body: str) -> str:
     return f"{method}\n{path_with_query}\n{timestamp}\n{nonce}\n{body}\n"
 
@@ -145,7 +152,7 @@ class WechatChannel:
             {
                 "appid": self._settings.app_id,
                 "mchid": self._settings.mch_id,
-                "description": charge.subject[:127],
+                "description": truncate_utf8(charge.subject, 127),
                 "out_trade_no": charge.out_trade_no,
                 # The order's own deadline, to the second: the QR dies when the order does.
                 "time_expire": format_rfc3339(charge.expires_at),
@@ -166,7 +173,7 @@ class WechatChannel:
                 query={"mchid": self._settings.mch_id},
             )
         except ChannelRefused as refusal:
-            if refusal.code in _NOT_FOUND_CODES:
+            if refusal.verified and refusal.code in _NOT_FOUND_CODES:
                 return TradeStatus(out_trade_no=out_trade_no, state=TradeState.NOT_FOUND)
             raise
         transaction = self._check_transaction(answer, out_trade_no, UnknownResult)
@@ -188,7 +195,7 @@ class WechatChannel:
                 {"mchid": self._settings.mch_id},
             )
         except ChannelRefused as refusal:
-            if refusal.code in _NOT_FOUND_CODES:
+            if refusal.verified and refusal.code in _NOT_FOUND_CODES:
                 return TradeState.NOT_FOUND
             raise
         return TradeState.CLOSED
@@ -200,7 +207,7 @@ class WechatChannel:
             {
                 "out_trade_no": refund.out_trade_no,
                 "out_refund_no": refund.out_refund_no,
-                "reason": refund.reason[:80],
+                "reason": truncate_utf8(refund.reason, 80),
                 "amount": {
                     "refund": refund.amount_fen,
                     "total": refund.total_fen,
@@ -214,7 +221,7 @@ class WechatChannel:
         try:
             answer = self._call("GET", f"/v3/refund/domestic/refunds/{out_refund_no}")
         except ChannelRefused as refusal:
-            if refusal.code in _NOT_FOUND_CODES:
+            if refusal.verified and refusal.code in _NOT_FOUND_CODES:
                 return None
             raise
         if answer.get("out_trade_no") not in (None, out_trade_no):
@@ -272,18 +279,22 @@ class WechatChannel:
             raise UnknownResult(f"{method} {path}: {type(exc).__name__}") from exc
         if response.status_code >= 500 or response.status_code == 429:
             raise UnknownResult(f"{method} {path}: HTTP {response.status_code}")
-        text = self._verified_text(response, f"{method} {path}")
+        what = f"{method} {path}"
+        # WeChat Pay does not sign every refusal (a request it could not authenticate,
+        # say): an unsigned 4xx still refuses, but proves nothing about a trade.
+        signed = response.status_code < 400 or _header(response.headers, "Wechatpay-Signature")
+        text = self._verified_text(response, what) if signed else self._text(response, what)
         try:
             answer = json.loads(text) if text else {}
         except ValueError:
-            raise UnknownResult(f"{method} {path}: answer is not JSON") from None
+            raise UnknownResult(f"{what}: answer is not JSON") from None
         if not isinstance(answer, dict):
-            raise UnknownResult(f"{method} {path}: answer is not a JSON object")
+            raise UnknownResult(f"{what}: answer is not a JSON object")
         if 200 <= response.status_code < 300:
             return answer
         code = str(answer.get("code") or f"HTTP_{response.status_code}")
-        log.info("wechat %s %s refused: %s", method, path, code)
-        raise ChannelRefused(code, str(answer.get("message") or ""))
+        log.info("wechat %s refused: %s (signed=%s)", what, code, bool(signed))
+        raise ChannelRefused(code, str(answer.get("message") or ""), verified=bool(signed))
 
     def _authorization(self, method: str, path_with_query: str, body: str) -> str:
         timestamp = str(int(self._clock().timestamp()))
@@ -298,11 +309,15 @@ class WechatChannel:
             f'serial_no="{self._settings.merchant_cert_serial}"'
         )
 
-    def _verified_text(self, response: requests.Response, what: str) -> str:
+    @staticmethod
+    def _text(response: requests.Response, what: str) -> str:
         try:
-            text = response.content.decode("utf-8")
+            return response.content.decode("utf-8")
         except UnicodeDecodeError:
             raise UnknownResult(f"{what}: answer is not UTF-8") from None
+
+    def _verified_text(self, response: requests.Response, what: str) -> str:
+        text = self._text(response, what)
         self._verify(response.headers, text, check_age=False, what=what)
         return text
 
