@@ -5,4 +5,5 @@ from app.catalog import models as catalog_models  # noqa: F401
 from app.checkout import models as checkout_models  # noqa: F401
 from app.ledger import models as ledger_models  # noqa: F401
 from app.payments import models as payments_models  # noqa: F401
+from app.audit import models as audit_models  # noqa: F401
 from app.gateway import models as gateway_models  # noqa: F401

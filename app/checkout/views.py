@@ -7,13 +7,15 @@ from werkzeug.wrappers import Response
 from app.accounts.forms import EmptyForm
 from app.checkout import services
 from app.checkout.checkout_flow import change_channel, retry_qr
-from app.checkout.forms import ChannelForm
+from app.checkout.forms import ChannelForm, RefundRequestForm
 from app.checkout.models import Order
 from app.checkout.qr import qr_svg
 from app.checkout.status import order_status
 from app.extensions import db
 from app.jobs import enqueue
 from app.jobs.periodic import claim_query
+from app.payments import refund_workflow
+from app.payments.refund_workflow import refund_policy, refunds_by_order
 from app.payments.registry import LABELS, channel_options
 from app.timeutil import now
 
@@ -30,7 +32,33 @@ def _my_order_or_404(order_no: str) -> Order:
 @bp.route("/orders")
 @login_required
 def my_orders() -> str:
-    return render_template("checkout/orders.html", orders=services.my_orders(current_user.id))
+    orders = services.my_orders(current_user.id)
+    return render_template(
+        "checkout/orders.html", orders=orders, refunds=refunds_by_order([o.id for o in orders])
+    )
+
+
+@bp.route("/orders/<order_no>/refund", methods=["GET", "POST"])
+@login_required
+def request_refund(order_no: str) -> str | Response:
+    """The refund policy of one order, and the learner's request."""
+    order = _my_order_or_404(order_no)
+    policy = refund_policy(order.id)
+    form = RefundRequestForm()
+    form.offer(policy)
+    if policy.refundable and form.validate_on_submit():
+        try:
+            refund_workflow.request_refund(order.id, current_user.id, form.lines.data or None, form.reason.data)
+        except refund_workflow.RefundError as error:
+            db.session.rollback()
+            flash(error.message, "error")
+        else:
+            db.session.commit()
+            flash("Your refund request was sent. We will let you know the decision.", "success")
+            return redirect(url_for("checkout.my_orders"))
+    elif form.is_submitted() and form.errors:
+        flash("Please give a reason for the refund.", "error")
+    return render_template("checkout/refund.html", order=order, policy=policy, form=form)
 
 
 @bp.route("/orders/<order_no>/pay")

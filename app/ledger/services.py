@@ -6,7 +6,7 @@ from typing import Iterable, Sequence
 
 from sqlalchemy import func, select
 
-from app.checkout.models import Order
+from app.checkout.models import Order, OrderLine
 from app.extensions import db
 from app.ledger import accounts
 from app.ledger.models import JournalEntry, Posting
@@ -44,19 +44,36 @@ def post_entry(
     return entry.id
 
 
-def sale_legs(order: Order, channel: str) -> list[tuple[str, int]]:
-    """A paid order split into tax, instructor pending shares and platform revenue.
+def line_legs(line: OrderLine) -> list[tuple[str, int]]:
+    """What one line's sale credits: tax, the instructor's pending share (the line's rate
+    applied to its amount net of tax) and platform revenue. Negative, as credits are."""
+    net = line.amount_fen - line.tax_fen
+    share = apply_bps(net, line.commission_bps)
+    return [
+        (accounts.TAX_PAYABLE, -line.tax_fen),
+        (accounts.instructor_pending(line.instructor_id), -share),
+        (accounts.PLATFORM_REVENUE, -(net - share)),
+    ]
 
-    The instructor share is the line's rate applied to the line amount net of tax.
-    """
+
+def sale_legs(order: Order, channel: str) -> list[tuple[str, int]]:
+    """A paid order split into tax, instructor pending shares and platform revenue."""
     legs: list[tuple[str, int]] = [(accounts.channel(channel), order.total_fen)]
     for line in order.lines:
-        net = line.amount_fen - line.tax_fen
-        share = apply_bps(net, line.commission_bps)
-        legs.append((accounts.TAX_PAYABLE, -line.tax_fen))
-        legs.append((accounts.instructor_pending(line.instructor_id), -share))
-        legs.append((accounts.PLATFORM_REVENUE, -(net - share)))
+        legs.extend(line_legs(line))
     return legs
+
+
+def post_refund(order: Order, lines: Sequence[OrderLine], channel: str, refund_id: int) -> int:
+    """Reverse the refunded lines' legs exactly: refunding every line of an order brings
+    each of its accounts back to zero, to the fen."""
+    legs: list[tuple[str, int]] = [(accounts.channel(channel), -sum(line.amount_fen for line in lines))]
+    for line in lines:
+        legs.extend((account, -amount) for account, amount in line_legs(line))
+    return post_entry(
+        "refund", f"refund:{refund_id}", legs, order_id=order.id,
+        memo=f"refund of {len(lines)} line(s) of order {order.order_no}",
+    )
 
 
 def post_sale(order: Order, channel: str, attempt_id: int) -> int:

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.checkout.models import Order
+from app.checkout.models import Order, OrderLine
 from app.extensions import db
 from app.timeutil import system_now
 
@@ -108,7 +108,9 @@ class ChannelHealth(db.Model):
     last_success_at: Mapped[datetime | None]
 
 
-REFUND_STATUSES = ("requested", "approved", "rejected", "processing", "succeeded", "failed")
+REFUND_STATUSES = (
+    "requested", "awaiting_finance", "approved", "rejected", "processing", "succeeded", "failed"
+)
 
 
 class Refund(db.Model):
@@ -121,7 +123,8 @@ class Refund(db.Model):
     __tablename__ = "refunds"
     __table_args__ = (
         CheckConstraint(
-            "status IN ('requested', 'approved', 'rejected', 'processing', 'succeeded', 'failed')",
+            "status IN ('requested', 'awaiting_finance', 'approved', 'rejected', 'processing',"
+            " 'succeeded', 'failed')",
             name="status",
         ),
         CheckConstraint("kind IN ('customer', 'orphan')", name="kind"),
@@ -135,15 +138,41 @@ class Refund(db.Model):
     kind: Mapped[str] = mapped_column(String(10))
     amount_fen: Mapped[int]
     reason: Mapped[str] = mapped_column(String(255))
-    status: Mapped[str] = mapped_column(String(12), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
     channel_refund_no: Mapped[str | None] = mapped_column(String(64))
     tries: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(String(255))
     next_check_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=system_now)
     succeeded_at: Mapped[datetime | None]
+    # Who asked and who decided (maker-checker: a large refund needs two approvers).
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    first_approved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None]
+    decision_reason: Mapped[str | None] = mapped_column(String(255))
 
     attempt: Mapped[PaymentAttempt] = relationship()
+    lines: Mapped[list[RefundLine]] = relationship(back_populates="refund", order_by="RefundLine.id")
+
+
+class RefundLine(db.Model):
+    """An order line a customer refund gives back, in full: its amount already carries
+    the coupon share and tax the payment allocated to it."""
+
+    __tablename__ = "refund_lines"
+    __table_args__ = (
+        UniqueConstraint("refund_id", "order_line_id"),
+        CheckConstraint("amount_fen > 0", name="amount_fen"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    refund_id: Mapped[int] = mapped_column(ForeignKey("refunds.id"), index=True)
+    order_line_id: Mapped[int] = mapped_column(ForeignKey("order_lines.id"), index=True)
+    amount_fen: Mapped[int]
+
+    refund: Mapped[Refund] = relationship(back_populates="lines")
+    order_line: Mapped[OrderLine] = relationship()
 
 
 class OrphanPayment(db.Model):

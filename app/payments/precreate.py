@@ -8,21 +8,16 @@ from __future__ import annotations
 
 import logging
 
-from flask import current_app, url_for
 
 from app.extensions import db
 from app.payments.channels.base import ChannelError, ChargeRequest
 from app.payments.models import PaymentAttempt
+from app.payments.notify_urls import notify_url
 from app.payments.resolution import call_channel
 from app.payments.settlement import FIRST_QUERY_AFTER
 from app.timeutil import as_aware, now
 
 log = logging.getLogger(__name__)
-
-
-def notify_url(channel: str) -> str:
-    path = url_for("payments.notify", channel=channel)
-    return current_app.config["PUBLIC_BASE_URL"] + path
 
 
 def issue_qr(attempt_id: int, subject: str) -> str | None:

@@ -9,6 +9,7 @@ opens a refund returns its id in the `Settlement` and the caller enqueues it.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import timedelta
 from typing import Callable, TypeVar
 
@@ -25,6 +26,7 @@ from app.payments.channels.base import (
     UnknownResult,
 )
 from app.payments.models import PaymentAttempt, Refund
+from app.payments.notify_urls import notify_url
 from app.payments.refunds import apply_refund_result, fail_refund, note_refund_unknown, start_refund
 from app.payments.registry import get_channel
 from app.payments.settlement import (
@@ -158,6 +160,7 @@ def run_refund(refund_id: int) -> str:
     refund = db.session.get(Refund, refund_id)
     assert refund is not None
     channel, first_try = refund.attempt.channel, refund.tries == 1
+    request = replace(request, notify_url=notify_url(channel))
 
     def send(adapter: PaymentChannel) -> RefundResult:
         if not first_try:

@@ -9,9 +9,10 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.audit.services import record
 from app.extensions import db
-from app.payments.channels.base import Notification, TradeState
-from app.payments.models import InboxNotification, PaymentAttempt, RejectedNotification
+from app.payments.channels.base import Notification, RefundNotification, TradeState
+from app.payments.models import InboxNotification, PaymentAttempt, Refund, RejectedNotification
 from app.payments.settlement import Settlement, settle_payment
 from app.payments.transitions import compare_and_set
 from app.timeutil import from_aware, now
@@ -133,3 +134,32 @@ def process_inbox(inbox_id: int) -> Settlement:
         outcome=settlement.outcome[:255], processed_at=now(),
     )
     return settlement
+
+
+def replay_notification(inbox_id: int, staff_id: int, reason: str) -> Settlement:
+    """Staff re-run the processing of a stored notification (after fixing its cause).
+
+    Safe to repeat: processing is idempotent, and a processed row is left alone.
+    """
+    row = db.session.get(InboxNotification, inbox_id)
+    if row is None:
+        return Settlement("missing")
+    before = {"status": row.status, "outcome": row.outcome}
+    settlement = process_inbox(inbox_id)
+    db.session.refresh(row)
+    record(staff_id, "notification.replay", "notification_inbox", inbox_id, reason,
+           before, {"status": row.status, "outcome": row.outcome})
+    return settlement
+
+
+def refund_for_notification(notice: RefundNotification) -> int:
+    """The refund a verified refund callback is about; it is due for a check at once."""
+    refund = db.session.scalar(select(Refund).where(Refund.refund_no == notice.out_refund_no))
+    if refund is None or refund.attempt.out_trade_no != notice.out_trade_no:
+        raise NotificationMismatch("unknown out_refund_no")
+    if refund.attempt.channel != notice.channel or notice.amount_fen != refund.amount_fen:
+        raise NotificationMismatch("refund callback does not match the refund")
+    if refund.status == "processing":
+        refund.next_check_at = now()
+        db.session.flush()
+    return refund.id

@@ -42,6 +42,10 @@ ATTEMPT: Mapping[tuple[str, str], str] = {
 REFUND: Mapping[tuple[str, str], str] = {
     ("requested", "approve"): "approved",
     ("requested", "reject"): "rejected",
+    # A large refund: the first approval waits for finance (a different person).
+    ("requested", "approve_first"): "awaiting_finance",
+    ("awaiting_finance", "approve"): "approved",
+    ("awaiting_finance", "reject"): "rejected",
     ("approved", "start"): "processing",
     ("processing", "succeed"): "succeeded",
     ("processing", "fail"): "failed",

@@ -14,6 +14,7 @@ from app.payments.channels.base import (
     NotificationRejected,
     NotifyAnswer,
     PaymentChannel,
+    RefundNotification,
     SignatureError,
 )
 from app.config import CHANNELS
@@ -63,6 +64,8 @@ def notify(channel: str) -> Response:
     except (SignatureError, NotificationRejected) as error:
         return _reject(adapter, f"{type(error).__name__}: {error}", text, None)
 
+    if isinstance(notification, RefundNotification):
+        return _refund_callback(adapter, notification, text)
     try:
         stored = services.store_notification(notification, text)
         db.session.commit()
@@ -77,4 +80,16 @@ def notify(channel: str) -> Response:
 
     if stored.needs_processing:
         enqueue("process_notification", stored.inbox_id)
+    return _answer(adapter.accepted_answer())
+
+
+def _refund_callback(adapter: PaymentChannel, notice: RefundNotification, text: str) -> Response:
+    """A refund callback only prompts a check: the refund job asks the channel."""
+    try:
+        refund_id = services.refund_for_notification(notice)
+    except services.NotificationMismatch as error:
+        db.session.rollback()
+        return _reject(adapter, f"mismatch: {error}", text, notice.out_trade_no)
+    db.session.commit()
+    enqueue("execute_refund", refund_id)
     return _answer(adapter.accepted_answer())

@@ -76,6 +76,19 @@ class RefundRequest:
     amount_fen: int
     total_fen: int  # the amount of the paid trade, which WeChat Pay wants restated
     reason: str
+    notify_url: str | None = None  # where WeChat Pay sends REFUND.* callbacks
+
+
+@dataclass(frozen=True)
+class RefundNotification:
+    """A verified callback about a refund: a prompt to ask the channel, never taken as
+    the final word on its own (the refund is confirmed by query)."""
+
+    channel: str
+    out_trade_no: str
+    out_refund_no: str
+    state: RefundState
+    amount_fen: int
 
 
 @dataclass(frozen=True)
@@ -142,7 +155,9 @@ class PaymentChannel(Protocol):
 
     def query_refund(self, out_trade_no: str, out_refund_no: str) -> RefundResult | None: ...
 
-    def parse_notification(self, body: bytes, headers: Mapping[str, str]) -> Notification: ...
+    def parse_notification(
+        self, body: bytes, headers: Mapping[str, str]
+    ) -> Notification | RefundNotification: ...
 
     def accepted_answer(self) -> NotifyAnswer: ...
 

@@ -26,6 +26,7 @@ from app.payments.channels.base import (
     Notification,
     NotificationRejected,
     NotifyAnswer,
+    RefundNotification,
     RefundRequest,
     RefundResult,
     RefundState,
@@ -66,6 +67,7 @@ _REFUND_STATES = {
     "ABNORMAL": RefundState.FAILED,
 }
 _NOT_FOUND_CODES = frozenset({"ORDER_NOT_EXIST", "RESOURCE_NOT_EXISTS"})
+_REFUND_EVENTS = frozenset({"REFUND.SUCCESS", "REFUND.ABNORMAL", "REFUND.CLOSED"})
 _MAX_CALLBACK_BYTES = 64 * 1024
 
 
@@ -208,6 +210,7 @@ class WechatChannel:
                 "out_trade_no": refund.out_trade_no,
                 "out_refund_no": refund.out_refund_no,
                 "reason": truncate_utf8(refund.reason, 80),
+                **({"notify_url": refund.notify_url} if refund.notify_url else {}),
                 "amount": {
                     "refund": refund.amount_fen,
                     "total": refund.total_fen,
@@ -346,7 +349,9 @@ class WechatChannel:
 
     # -- callbacks --
 
-    def parse_notification(self, body: bytes, headers: Mapping[str, str]) -> Notification:
+    def parse_notification(
+        self, body: bytes, headers: Mapping[str, str]
+    ) -> Notification | RefundNotification:
         if len(body) > _MAX_CALLBACK_BYTES:
             raise NotificationRejected("callback too large")
         try:
@@ -362,6 +367,8 @@ class WechatChannel:
                 raise TypeError
         except (ValueError, KeyError, TypeError):
             raise NotificationRejected("callback is not a WeChat Pay event") from None
+        if event_type in _REFUND_EVENTS:
+            return self._refund_notification(self._decrypt(resource))
         if event_type != "TRANSACTION.SUCCESS":
             raise NotificationRejected(f"unexpected event_type {event_type!r}")
         plaintext = self._decrypt(resource)
@@ -388,6 +395,22 @@ class WechatChannel:
             paid_at=transaction.paid_at,
             raw=MappingProxyType({"event_id": event_id, "event_type": event_type, "resource": plaintext}),
         )
+
+    def _refund_notification(self, plaintext: str) -> RefundNotification:
+        try:
+            refund = json.loads(plaintext)
+            amount = refund["amount"]["refund"]
+            out_trade_no, out_refund_no = refund["out_trade_no"], refund["out_refund_no"]
+        except (ValueError, KeyError, TypeError):
+            raise NotificationRejected("refund resource is malformed") from None
+        if refund.get("mchid") != self._settings.mch_id:
+            raise NotificationRejected("mchid mismatch")
+        state = _REFUND_STATES.get(str(refund.get("refund_status")))
+        if state is None or not isinstance(amount, int) or isinstance(amount, bool):
+            raise NotificationRejected("refund resource lacks a status or an amount")
+        if not isinstance(out_trade_no, str) or not isinstance(out_refund_no, str):
+            raise NotificationRejected("refund resource lacks its numbers")
+        return RefundNotification(self.name, out_trade_no, out_refund_no, state, amount)
 
     def _decrypt(self, resource: Mapping[str, Any]) -> str:
         if resource.get("algorithm") != "AEAD_AES_256_GCM":

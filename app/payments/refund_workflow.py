@@ -1,0 +1,342 @@
+"""Customer refunds: the policy, the learner's request, staff decisions, and what a
+refund that went through does to the order, the ledger and the learner's access.
+
+Services: they flush, never commit, and write the audit log in the same transaction as
+the decision. The boundary (a view or an admin action) commits and then enqueues
+`execute_refund` for an approved refund.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Sequence
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from app.accounts.models import User
+from app.audit.services import record
+from app.catalog.models import Enrollment, Lesson, LessonView
+from app.checkout.models import Order, OrderLine
+from app.extensions import db
+from app.ledger.services import post_refund
+from app.payments.models import OrphanPayment, PaymentAttempt, Refund, RefundLine
+from app.payments.transitions import compare_and_set
+from app.timeutil import now
+
+REFUNDABLE_ORDER_STATUSES = ("paid", "partially_refunded")
+# Refunds whose money is spoken for: approved, on its way, gone, or failed and retryable.
+COMMITTED_STATUSES = ("approved", "processing", "succeeded", "failed")
+OPEN_STATUSES = ("requested", "awaiting_finance") + COMMITTED_STATUSES
+FIRST_APPROVERS = frozenset({"support", "finance", "admin"})
+SECOND_APPROVERS = frozenset({"finance", "admin"})
+MAX_REASON = 255
+
+
+class RefundError(Exception):
+    """A refund step that cannot be taken; ``message`` is for the person who tried."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class RefundableLine:
+    order_line_id: int
+    course_id: int
+    title: str
+    amount_fen: int
+    refundable: bool  # not already refunded or being refunded
+    lessons_opened: int
+    lessons_total: int
+
+
+@dataclass(frozen=True)
+class RefundPolicy:
+    refundable: bool
+    problem: str | None  # why not, for the learner
+    window_ends_at: datetime | None
+    lines: tuple[RefundableLine, ...]
+
+
+def _clean_reason(reason: str) -> str:
+    text = " ".join((reason or "").split())
+    if not text:
+        raise RefundError("reason_required", "Please give a reason.")
+    return text[:MAX_REASON]
+
+
+def paying_attempt(order_id: int) -> PaymentAttempt | None:
+    """The attempt whose money the order kept (not an orphan that was refunded or held)."""
+    orphans = select(OrphanPayment.attempt_id).where(OrphanPayment.resolution != "fulfilled")
+    return db.session.scalar(
+        select(PaymentAttempt).where(
+            PaymentAttempt.order_id == order_id,
+            PaymentAttempt.status == "succeeded",
+            PaymentAttempt.id.not_in(orphans),
+        )
+    )
+
+
+def _lines_in(refund_ids_query: object) -> set[int]:
+    return set(
+        db.session.scalars(select(RefundLine.order_line_id).where(RefundLine.refund_id.in_(refund_ids_query)))
+    )
+
+
+def _lines_under(order_id: int, statuses: Sequence[str], excluding: int | None = None) -> set[int]:
+    refunds = select(Refund.id).where(
+        Refund.order_id == order_id, Refund.kind == "customer", Refund.status.in_(statuses)
+    )
+    if excluding is not None:
+        refunds = refunds.where(Refund.id != excluding)
+    return _lines_in(refunds)
+
+
+def refund_policy(order_id: int) -> RefundPolicy:
+    """What of this order can be refunded now, and the consumption staff weigh."""
+    order = db.session.get(Order, order_id)
+    if order is None:
+        return RefundPolicy(False, "No such order.", None, ())
+    window_ends_at = None
+    problem = None
+    if order.status not in REFUNDABLE_ORDER_STATUSES or order.paid_at is None:
+        problem = "Only a paid order can be refunded."
+    else:
+        window_ends_at = order.paid_at + timedelta(days=current_app.config["REFUND_WINDOW_DAYS"])
+        if now() >= window_ends_at:
+            problem = "The refund window of this order has closed."
+    taken = _lines_under(order.id, COMMITTED_STATUSES)
+    lines = tuple(
+        RefundableLine(
+            order_line_id=line.id,
+            course_id=line.course_id,
+            title=line.title,
+            amount_fen=line.amount_fen,
+            refundable=line.id not in taken,
+            lessons_opened=_lessons_opened(order.user_id, line.course_id),
+            lessons_total=_lessons_total(line.course_id),
+        )
+        for line in order.lines
+    )
+    if problem is None and not any(line.refundable for line in lines):
+        problem = "Everything in this order has been refunded or is being refunded."
+    return RefundPolicy(problem is None, problem, window_ends_at, lines)
+
+
+def _lessons_opened(user_id: int, course_id: int) -> int:
+    return db.session.scalar(
+        select(func.count(func.distinct(LessonView.lesson_id))).where(
+            LessonView.user_id == user_id, LessonView.course_id == course_id
+        )
+    ) or 0
+
+
+def _lessons_total(course_id: int) -> int:
+    return db.session.scalar(select(func.count(Lesson.id)).where(Lesson.course_id == course_id)) or 0
+
+
+def request_refund(order_id: int, user_id: int, line_ids: Sequence[int] | None, reason: str) -> int:
+    """The learner asks for the whole order (``line_ids`` None) or chosen lines back."""
+    text = _clean_reason(reason)
+    order = _locked_order(order_id)
+    if order is None or order.user_id != user_id:
+        raise RefundError("order_not_found", "No such order.")
+    policy = refund_policy(order.id)
+    if not policy.refundable:
+        raise RefundError("not_refundable", policy.problem or "This order cannot be refunded.")
+    refundable = {line.order_line_id: line for line in policy.lines if line.refundable}
+    wanted = set(refundable) if not line_ids else set(line_ids)
+    if not wanted or not wanted <= set(refundable):
+        raise RefundError("lines_not_refundable", "Choose courses of this order that can be refunded.")
+    attempt = paying_attempt(order.id)
+    if attempt is None:
+        raise RefundError("no_payment", "No payment of this order can be refunded.")
+    sequence = (db.session.scalar(select(func.count(Refund.id)).where(Refund.attempt_id == attempt.id)) or 0) + 1
+    refund = Refund(
+        refund_no=f"{attempt.out_trade_no}R{sequence:02d}",
+        order_id=order.id,
+        attempt_id=attempt.id,
+        kind="customer",
+        amount_fen=sum(refundable[line_id].amount_fen for line_id in wanted),
+        reason=text,
+        status="requested",
+        requested_by=user_id,
+        created_at=now(),
+    )
+    refund.lines = [
+        RefundLine(order_line_id=line_id, amount_fen=refundable[line_id].amount_fen)
+        for line_id in sorted(wanted)
+    ]
+    db.session.add(refund)
+    db.session.flush()
+    return refund.id
+
+
+def _locked_order(order_id: int) -> Order | None:
+    """The order, row-locked: refund decisions on one order are serialised."""
+    return db.session.scalar(
+        select(Order).where(Order.id == order_id).with_for_update().execution_options(populate_existing=True)
+    )
+
+
+def _staff(staff_id: int, allowed: frozenset[str], what: str) -> User:
+    user = db.session.get(User, staff_id)
+    if user is None or user.role not in allowed:
+        raise RefundError("forbidden", f"Your role may not {what}.")
+    return user
+
+
+def _snapshot(refund: Refund) -> dict[str, object]:
+    return {"status": refund.status, "amount_fen": refund.amount_fen, "refund_no": refund.refund_no}
+
+
+def approve_refund(refund_id: int, staff_id: int, reason: str) -> str:
+    """Approve a requested refund; returns its new status.
+
+    A refund above LARGE_REFUND_FEN first goes to ``awaiting_finance``; finance (or an
+    admin) who is not the first approver then approves it. Under the order's row lock,
+    an approval that would refund a line twice, or more than was paid, is refused.
+    """
+    text = _clean_reason(reason)
+    refund = db.session.get(Refund, refund_id)
+    if refund is None or refund.kind != "customer":
+        raise RefundError("refund_not_found", "No such refund request.")
+    order = _locked_order(refund.order_id)
+    db.session.refresh(refund)
+    before = _snapshot(refund)
+    if refund.status == "requested":
+        _staff(staff_id, FIRST_APPROVERS, "approve refunds")
+        large = refund.amount_fen > current_app.config["LARGE_REFUND_FEN"]
+        event = "approve_first" if large else "approve"
+    elif refund.status == "awaiting_finance":
+        _staff(staff_id, SECOND_APPROVERS, "give the second approval of a large refund")
+        if refund.first_approved_by == staff_id:
+            raise RefundError("same_approver", "A large refund needs a second approver: someone else must approve it.")
+        event = "approve"
+    else:
+        raise RefundError("not_pending", f"This refund is {refund.status}, not waiting for approval.")
+    _check_fits(order, refund)
+    values: dict[str, object] = {"decided_at": now()}
+    if event == "approve_first":
+        values["first_approved_by"] = staff_id
+    else:
+        values.update(decided_by=staff_id, decision_reason=text, next_check_at=now())
+    if not compare_and_set(Refund, refund.id, "refund", refund.status, event, **values):
+        raise RefundError("changed", "This refund changed meanwhile; reload and try again.")
+    db.session.refresh(refund)
+    record(staff_id, f"refund.{event}", "refund", refund.id, text, before, _snapshot(refund))
+    return refund.status
+
+
+def _check_fits(order: Order | None, refund: Refund) -> None:
+    if order is None or order.status not in REFUNDABLE_ORDER_STATUSES:
+        raise RefundError("not_refundable", "The order is not in a refundable state.")
+    own_lines = {line.order_line_id for line in refund.lines}
+    if _lines_under(order.id, COMMITTED_STATUSES, excluding=refund.id) & own_lines:
+        raise RefundError("line_refunded", "A course of this request has already been refunded.")
+    committed = db.session.scalar(
+        select(func.coalesce(func.sum(Refund.amount_fen), 0)).where(
+            Refund.order_id == order.id,
+            Refund.kind == "customer",
+            Refund.status.in_(COMMITTED_STATUSES),
+            Refund.id != refund.id,
+        )
+    )
+    if committed + refund.amount_fen > order.total_fen:
+        raise RefundError("over_refund", "This refund would return more than was paid.")
+
+
+def reject_refund(refund_id: int, staff_id: int, reason: str) -> None:
+    text = _clean_reason(reason)
+    _staff(staff_id, FIRST_APPROVERS, "reject refunds")
+    refund = db.session.get(Refund, refund_id)
+    if refund is None or refund.kind != "customer":
+        raise RefundError("refund_not_found", "No such refund request.")
+    before = _snapshot(refund)
+    if refund.status not in ("requested", "awaiting_finance") or not compare_and_set(
+        Refund, refund.id, "refund", refund.status, "reject",
+        decided_by=staff_id, decided_at=now(), decision_reason=text,
+    ):
+        raise RefundError("not_pending", "This refund is not waiting for a decision.")
+    db.session.refresh(refund)
+    record(staff_id, "refund.reject", "refund", refund.id, text, before, _snapshot(refund))
+
+
+def retry_refund(refund_id: int, staff_id: int, reason: str) -> None:
+    """Send a failed refund again, under its same number; the boundary enqueues it."""
+    text = _clean_reason(reason)
+    _staff(staff_id, FIRST_APPROVERS, "retry refunds")
+    refund = db.session.get(Refund, refund_id)
+    if refund is None or refund.status != "failed":
+        raise RefundError("not_failed", "Only a failed refund can be retried.")
+    refund.next_check_at = now()
+    db.session.flush()
+    record(staff_id, "refund.retry", "refund", refund.id, text, _snapshot(refund), _snapshot(refund))
+
+
+def complete_customer_refund(refund: Refund) -> None:
+    """The money went back: reverse the refunded lines in the ledger, move the order,
+    and revoke access to courses the learner no longer holds through a paid order."""
+    order = _locked_order(refund.order_id)
+    assert order is not None
+    line_ids = {line.order_line_id for line in refund.lines}
+    lines = [line for line in order.lines if line.id in line_ids]
+    post_refund(order, lines, refund.attempt.channel, refund.id)
+    refunded = db.session.scalar(
+        select(func.coalesce(func.sum(Refund.amount_fen), 0)).where(
+            Refund.order_id == order.id, Refund.kind == "customer", Refund.status == "succeeded"
+        )
+    )
+    event = "refund_rest" if refunded >= order.total_fen else "refund_part"
+    compare_and_set(Order, order.id, "order", order.status, event)
+    for line in lines:
+        _revoke_unless_held_elsewhere(order.user_id, line.course_id, order.id)
+    record(None, "refund.succeeded", "refund", refund.id, "the channel returned the money",
+           None, {"amount_fen": refund.amount_fen, "order_status": db.session.get(Order, order.id).status})
+
+
+def _revoke_unless_held_elsewhere(user_id: int, course_id: int, refunded_order_id: int) -> None:
+    refunded_lines = (
+        select(RefundLine.order_line_id)
+        .join(Refund, Refund.id == RefundLine.refund_id)
+        .where(Refund.status == "succeeded")
+    )
+    other = db.session.scalar(
+        select(OrderLine.order_id)
+        .join(Order, Order.id == OrderLine.order_id)
+        .where(
+            Order.user_id == user_id,
+            Order.id != refunded_order_id,
+            Order.status.in_(REFUNDABLE_ORDER_STATUSES),
+            OrderLine.course_id == course_id,
+            OrderLine.id.not_in(refunded_lines),
+        )
+        .limit(1)
+    )
+    enrollment = db.session.scalar(
+        select(Enrollment).where(Enrollment.user_id == user_id, Enrollment.course_id == course_id)
+    )
+    if enrollment is None or enrollment.revoked_at is not None:
+        return
+    if other is not None:
+        enrollment.order_id = other
+    else:
+        enrollment.revoked_at = now()
+    db.session.flush()
+
+
+def refunds_by_order(order_ids: Sequence[int]) -> dict[int, list[Refund]]:
+    """The customer refunds of these orders, oldest first, for the learner's list."""
+    found: dict[int, list[Refund]] = {order_id: [] for order_id in order_ids}
+    if not order_ids:
+        return found
+    for refund in db.session.scalars(
+        select(Refund)
+        .where(Refund.order_id.in_(order_ids), Refund.kind == "customer")
+        .order_by(Refund.id)
+    ):
+        found[refund.order_id].append(refund)
+    return found
