@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from wechatpayv3 import WeChatPay, WeChatPayType
 
 from app import create_app
+from app.accounts.services import create_user
 from app.checkout.models import Order
 from app.checkout.services import OrderRequest, place_order
 from app.config import (
@@ -173,3 +174,33 @@ def test_a_callback_for_a_channel_configured_nowhere_is_not_found(database_url, 
     client = create_app(config).test_client()
     response = client.post("/notify/wechat", data=b"{}", headers={"Content-Type": "application/json"})
     assert response.status_code == 404
+
+
+def test_a_refund_callback_is_accepted_for_our_refund_and_refused_for_another(app, client, clock):
+    from app.payments import refund_workflow
+    from app.payments.models import Refund
+    from tests.helpers import checkout, login, pay_at_emulator
+
+    with app.app_context():
+        course_id = make_course(10000)
+        make_learner()
+        support = create_user("support@example.com", "staff-password", "Sam", role="support")
+        db.session.commit()
+    login(client)
+    order_no = checkout(client, [course_id], channel="wechat")
+    with app.app_context():
+        pay_at_emulator(app, attempt_of(order_no).qr_code)
+        order = db.session.scalar(select(Order).where(Order.order_no == order_no))
+        refund_id = refund_workflow.request_refund(order.id, order.user_id, None, "no")
+        refund_workflow.approve_refund(refund_id, support, "ok")
+        db.session.commit()
+        refund = db.session.get(Refund, refund_id)
+        numbers = (refund.attempt.out_trade_no, refund.refund_no, refund.amount_fen)
+
+    body, headers = wechat_oracle.refund_callback(*numbers, at=clock())
+    assert post(client, body, headers).status_code == 204
+    forged = wechat_oracle.refund_callback(numbers[0], "CC-OTHER-R01", numbers[2], at=clock())
+    response = post(client, *forged)
+    assert response.status_code == 400 and response.json["code"] == "FAIL"
+    wrong_amount = wechat_oracle.refund_callback(numbers[0], numbers[1], 1, at=clock())
+    assert post(client, *wrong_amount).status_code == 400

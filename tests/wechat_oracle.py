@@ -95,3 +95,34 @@ def signed_headers(body: str, at: datetime, serial: str = EMULATOR_WECHAT_PUBLIC
         "Wechatpay-Serial": serial,
         "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048",
     }
+
+
+def refund_callback(
+    out_trade_no: str, out_refund_no: str, amount_fen: int, *, at: datetime,
+    event_id: str = "EV-2026112300000099",
+) -> tuple[bytes, dict[str, str]]:
+    """A signed REFUND.SUCCESS callback: (body, headers)."""
+    refund = {
+        "mchid": EMULATOR_WECHAT_MCH_ID,
+        "out_trade_no": out_trade_no,
+        "transaction_id": "4200002026112300000000000001",
+        "out_refund_no": out_refund_no,
+        "refund_id": "50300002026112300000000000001",
+        "refund_status": "SUCCESS",
+        "success_time": "2026-11-20T10:05:00+08:00",
+        "user_received_account": "支付用户零钱",
+        "amount": {"total": amount_fen, "refund": amount_fen, "payer_total": amount_fen,
+                   "payer_refund": amount_fen},
+    }
+    resource = encrypt(json.dumps(refund, ensure_ascii=False), associated_data="refund")
+    resource["original_type"] = "refund"
+    event = {
+        "id": event_id,
+        "create_time": "2026-11-20T10:05:01+08:00",
+        "resource_type": "encrypt-resource",
+        "event_type": "REFUND.SUCCESS",
+        "summary": "退款成功",
+        "resource": resource,
+    }
+    body = json.dumps(event, ensure_ascii=False)
+    return body.encode(), signed_headers(body, at)
