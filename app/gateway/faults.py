@@ -2,10 +2,11 @@
 rehearse the incidents a real channel causes.
 
 Notification faults (looked up when a notification is scheduled and again when it is
-sent):
+sent; a WeChat REFUND.SUCCESS callback is matched by its refunded trade's out_trade_no):
 
 - ``drop_notify``: recorded but never sent.
-- ``delay_notify``: the first attempt is due ``delay_seconds`` after the payment.
+- ``delay_notify``: the first attempt is due ``delay_seconds`` after the payment (or
+  the refund).
 - ``duplicate_notify``: every attempt POSTs the notification twice.
 - ``shuffle_notify``: held back from the inline first attempt; the notifier's rounds
   send due notifications in random order.

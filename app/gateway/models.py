@@ -12,7 +12,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstrai
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from app.gateway.wechat_models import GatewayWechatTrade
+from app.gateway.wechat_models import GatewayWechatRefund, GatewayWechatTrade
 
 TRADE_STATUSES = ("precreated", "WAIT_BUYER_PAY", "TRADE_SUCCESS", "TRADE_CLOSED")
 
@@ -97,21 +97,26 @@ class GatewayAlipayRefund(db.Model):
 
 
 class GatewayNotification(db.Model):
-    """The asynchronous notification owed for one paid trade of either channel, and its
-    delivery record.
+    """An asynchronous notification the emulator owes, and its delivery record: the
+    success notification of one paid trade of either channel, or the REFUND.SUCCESS
+    callback of one WeChat refund that named a notify_url.
 
-    ``notify_id`` is Alipay's notify_id or WeChat's event id; it stays the same across
-    retries so the merchant can dedupe. ``next_attempt_at`` is NULL once delivered,
-    given up or dropped by a fault mode.
+    Exactly one owner is set, of the row's channel. ``notify_id`` is Alipay's notify_id
+    or WeChat's event id; it stays the same across retries so the merchant can dedupe.
+    ``next_attempt_at`` is NULL once delivered, given up or dropped by a fault mode.
     """
 
     __tablename__ = "gateway_notifications"
     __table_args__ = (
         CheckConstraint("channel IN ('alipay', 'wechat')", name="channel"),
+        # Alipay notifies payments only; WeChat a payment or a refund, never both at once.
         CheckConstraint(
-            "(channel = 'alipay' AND alipay_trade_id IS NOT NULL AND wechat_trade_id IS NULL)"
-            " OR (channel = 'wechat' AND wechat_trade_id IS NOT NULL AND alipay_trade_id IS NULL)",
-            name="one_trade_of_its_channel",
+            "(channel = 'alipay' AND alipay_trade_id IS NOT NULL"
+            " AND wechat_trade_id IS NULL AND wechat_refund_id IS NULL)"
+            " OR (channel = 'wechat' AND alipay_trade_id IS NULL"
+            " AND ((wechat_trade_id IS NOT NULL AND wechat_refund_id IS NULL)"
+            " OR (wechat_trade_id IS NULL AND wechat_refund_id IS NOT NULL)))",
+            name="one_owner_of_its_channel",
         ),
         CheckConstraint("attempts >= 0", name="attempts"),
         CheckConstraint(
@@ -128,6 +133,10 @@ class GatewayNotification(db.Model):
     wechat_trade_id: Mapped[int | None] = mapped_column(
         ForeignKey("gateway_wechat_trades.id"), unique=True
     )
+    # One REFUND.SUCCESS callback per refund: a repeated out_refund_no is the same refund.
+    wechat_refund_id: Mapped[int | None] = mapped_column(
+        ForeignKey("gateway_wechat_refunds.id"), unique=True
+    )
     notify_id: Mapped[str] = mapped_column(String(64), unique=True)
     notify_url: Mapped[str] = mapped_column(String(512))
     sent_body: Mapped[str | None] = mapped_column(Text)  # what was sent last, signed
@@ -140,9 +149,14 @@ class GatewayNotification(db.Model):
 
     alipay_trade: Mapped[GatewayAlipayTrade | None] = relationship()
     wechat_trade: Mapped[GatewayWechatTrade | None] = relationship()
+    wechat_refund: Mapped[GatewayWechatRefund | None] = relationship()
 
     @property
     def out_trade_no(self) -> str:
+        """The trade this notification is about (a refund's own trade for a refund), by
+        which fault modes are matched."""
+        if self.wechat_refund is not None:
+            return self.wechat_refund.trade.out_trade_no
         trade = self.alipay_trade if self.channel == "alipay" else self.wechat_trade
         assert trade is not None  # the CHECK constraint guarantees it
         return trade.out_trade_no

@@ -1,6 +1,7 @@
 """Asynchronous notifications to the merchant, for both emulated channels.
 
-A paid trade owes one notification, kept in ``gateway_notifications`` whatever its
+A paid trade owes one notification, and so does a WeChat refund that named a
+notify_url (REFUND.SUCCESS); all are kept in ``gateway_notifications`` whatever their
 channel. The channel decides what goes on the wire and what counts as accepted
 (``alipay_notify``: a signed form, answer body exactly ``success``; ``wechat_notify``: a
 signed, encrypted JSON event, answer HTTP 200 or 204). Anything else is retried on
@@ -13,12 +14,14 @@ record the answer in a fresh transaction. The order matters on SQLite, where eve
 transaction holds the write lock (``BEGIN IMMEDIATE``) and the merchant's notify view,
 served by this same process, needs that lock to store what we send.
 
-Two modes: with ``GATEWAY_NOTIFY_SYNC`` the first attempt runs inline in the confirm
-request and retries only when ``deliver_due_notifications()`` is called (tests);
-otherwise one daemon thread per app sends and retries in the background.
+Two modes: with ``GATEWAY_NOTIFY_SYNC`` the first attempt runs inline in the request
+that committed the payment (the confirm page) or the refund (the refund API), and
+retries only when ``deliver_due_notifications()`` is called (tests); otherwise one
+daemon thread per app sends and retries in the background.
 
 Fault modes (``faults.py``) are looked up when a notification is scheduled and again
-when it is claimed for an attempt.
+when it is claimed for an attempt, matched by the out_trade_no of the trade it is about
+(for a refund callback, the refunded trade).
 """
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ from app.extensions import db
 from app.gateway import alipay_notify, faults, wechat_notify
 from app.gateway.models import GatewayAlipayTrade, GatewayNotification
 from app.gateway.outgoing import OutgoingRequest
-from app.gateway.wechat_models import GatewayWechatTrade
+from app.gateway.wechat_models import GatewayWechatRefund, GatewayWechatTrade
 from app.timeutil import now
 
 log = logging.getLogger(__name__)
@@ -85,17 +88,48 @@ def schedule_notification(trade: Trade) -> int | None:
     """
     if not trade.notify_url:
         return None
-    moment = now()
     if isinstance(trade, GatewayWechatTrade):
-        channel = "wechat"
-        ids: dict[str, object] = {"wechat_trade_id": trade.id}
         notify_id = str(uuid.uuid4())
-    else:
-        channel = "alipay"
-        ids = {"alipay_trade_id": trade.id}
-        notify_id = secrets.token_hex(16)
-    active = faults.faults_for(channel, trade.out_trade_no)
-    next_attempt_at = moment
+        return _schedule(
+            "wechat", trade.out_trade_no, trade.notify_url, notify_id, wechat_trade_id=trade.id
+        )
+    notify_id = secrets.token_hex(16)
+    return _schedule(
+        "alipay", trade.out_trade_no, trade.notify_url, notify_id, alipay_trade_id=trade.id
+    )
+
+
+def schedule_refund_notification(refund: GatewayWechatRefund) -> int | None:
+    """Record the REFUND.SUCCESS callback a just-made WeChat refund owes, due now.
+    Flushes, never commits.
+
+    Returns its id, or None when nothing more is owed: the refund named no notify_url,
+    or it already owns its callback (a repeated out_refund_no is the same refund, and
+    the unique ``wechat_refund_id`` backs this check). Fault modes apply as in
+    ``schedule_notification``, matched by the refunded trade's out_trade_no.
+    """
+    if not refund.notify_url:
+        return None
+    owned = db.session.scalar(
+        select(GatewayNotification.id).where(GatewayNotification.wechat_refund_id == refund.id)
+    )
+    if owned is not None:
+        return None
+    notify_id = str(uuid.uuid4())
+    out_trade_no = refund.trade.out_trade_no
+    return _schedule(
+        "wechat", out_trade_no, refund.notify_url, notify_id, wechat_refund_id=refund.id
+    )
+
+
+def _schedule(
+    channel: str, out_trade_no: str, notify_url: str, notify_id: str, **owner: int
+) -> int:
+    """Add the notification row of ``owner`` (its one owner FK), due now unless a fault
+    mode drops or delays it; flush and return its id."""
+    moment = now()
+    active = faults.faults_for(channel, out_trade_no)
+    next_attempt_at: datetime | None = moment
     last_answer = None
     if "drop_notify" in active:
         next_attempt_at, last_answer = None, faults.DROPPED_ANSWER
@@ -104,12 +138,12 @@ def schedule_notification(trade: Trade) -> int | None:
     notification = GatewayNotification(
         channel=channel,
         notify_id=notify_id,
-        notify_url=trade.notify_url,
+        notify_url=notify_url,
         attempts=0,
         created_at=moment,
         next_attempt_at=next_attempt_at,
         last_answer=last_answer,
-        **ids,
+        **owner,
     )
     db.session.add(notification)
     db.session.flush()

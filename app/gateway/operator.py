@@ -1,5 +1,6 @@
 """The emulator's operator pages: recent trades of both channels with the delivery of
-their notifications, and the switches of the fault modes (``faults.py``)."""
+their notifications (a WeChat trade's refund callbacks on its line), and the switches
+of the fault modes (``faults.py``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from app.gateway import faults, trades, wechat_trades
 from app.gateway.blueprint import bp
 from app.gateway.models import FAULT_MODES, GatewayAlipayTrade, GatewayNotification
 from app.gateway.sandbox import ButtonForm
-from app.gateway.wechat_models import GatewayWechatTrade
+from app.gateway.wechat_models import GatewayWechatRefund, GatewayWechatTrade
 from app.timeutil import now
 
 RECENT_LIMIT = 50
@@ -42,6 +43,14 @@ class FaultForm(FlaskForm):
 
 
 @dataclass(frozen=True)
+class RefundCallback:
+    """The REFUND.SUCCESS callback of one WeChat refund, shown on its trade's line."""
+
+    out_refund_no: str
+    notification: GatewayNotification
+
+
+@dataclass(frozen=True)
 class TradeRow:
     """One line of the trade list, whatever the channel."""
 
@@ -53,6 +62,7 @@ class TradeRow:
     created_at: datetime
     page_url: str
     notification: GatewayNotification | None
+    refund_callbacks: tuple[RefundCallback, ...] = ()
 
 
 def _alipay_rows(moment: datetime) -> list[TradeRow]:
@@ -82,6 +92,25 @@ def _alipay_rows(moment: datetime) -> list[TradeRow]:
     ]
 
 
+def _refund_callbacks(trade_ids: list[int]) -> dict[int, tuple[RefundCallback, ...]]:
+    """The refund callbacks of these WeChat trades, by trade id, oldest refund first;
+    refunds without a notify_url owe none and are left out."""
+    if not trade_ids:
+        return {}
+    found: dict[int, list[RefundCallback]] = {}
+    rows = db.session.execute(
+        select(GatewayWechatRefund, GatewayNotification)
+        .join(GatewayNotification, GatewayNotification.wechat_refund_id == GatewayWechatRefund.id)
+        .where(GatewayWechatRefund.trade_id.in_(trade_ids))
+        .order_by(GatewayWechatRefund.id)
+    ).all()
+    for refund, notification in rows:
+        found.setdefault(refund.trade_id, []).append(
+            RefundCallback(refund.out_refund_no, notification)
+        )
+    return {trade_id: tuple(callbacks) for trade_id, callbacks in found.items()}
+
+
 def _wechat_rows(moment: datetime) -> list[TradeRow]:
     rows = db.session.execute(
         select(GatewayWechatTrade, GatewayNotification)
@@ -91,6 +120,7 @@ def _wechat_rows(moment: datetime) -> list[TradeRow]:
         .order_by(GatewayWechatTrade.id.desc())
         .limit(RECENT_LIMIT)
     ).all()
+    refund_callbacks = _refund_callbacks([trade.id for trade, _ in rows])
     return [
         TradeRow(
             channel="wechat",
@@ -103,6 +133,7 @@ def _wechat_rows(moment: datetime) -> list[TradeRow]:
             created_at=trade.created_at,
             page_url=url_for("gateway.wechat_qr", token=trade.qr_token),
             notification=notification,
+            refund_callbacks=refund_callbacks.get(trade.id, ()),
         )
         for trade, notification in rows
     ]

@@ -5,6 +5,9 @@ canonical path (``/v3/…?query``), so the mount prefix is stripped before the
 signature is checked. Every answer, errors and empty 204s included, is signed in the
 ``Wechatpay-*`` headers. The API fault modes of ``faults.py`` apply, matched by the
 out_trade_no in the path or the body.
+
+A refund that names a notify_url owes one REFUND.SUCCESS callback; it is scheduled in
+the refund's transaction and started only once that transaction committed.
 """
 from __future__ import annotations
 
@@ -16,10 +19,10 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 from urllib.parse import quote
 
-from flask import Response, current_app, request, url_for
+from flask import Response, current_app, g, request, url_for
 
 from app.extensions import db
-from app.gateway import faults, wechat_trades
+from app.gateway import faults, notifier, wechat_trades
 from app.gateway.blueprint import bp
 from app.gateway.identity import WechatIdentity, wechat_identity
 from app.gateway.trades import StaleTrade
@@ -45,6 +48,7 @@ _OUT_REFUND_NO_RE = re.compile(r"^[A-Za-z0-9_\-|*@]{1,64}$")
 _URL_RE = re.compile(r"^https?://[^\s]+$")
 
 Answer = tuple[int, dict[str, Any] | None]
+_PENDING_KEY = "gateway_wechat_pending_notifications"
 
 
 def _system_error() -> Answer:
@@ -176,18 +180,28 @@ def _parse_time_expire(text: str | None) -> datetime | None:
     return from_aware(moment)
 
 
+def _notify_after_commit(notification_id: int | None) -> None:
+    """Have ``_serve`` start a notification the action scheduled, once the action's
+    transaction committed; forgotten if it rolls back."""
+    if notification_id is not None:
+        g.setdefault(_PENDING_KEY, []).append(notification_id)
+
+
 def _serve(action: Callable[[WechatIdentity, str], Answer]) -> Response:
-    """Authenticate, run ``action``, commit, answer signed; fault modes around it."""
+    """Authenticate, run ``action``, commit, start the notifications it scheduled, answer
+    signed; fault modes around it."""
     identity = wechat_identity()
     active = faults.faults_for("wechat", _fault_hint())
     if "api_error" in active:
         db.session.rollback()
         return Response("Service Unavailable", status=503, content_type="text/plain; charset=utf-8")
+    pending: list[int] = []
     try:
         body = _request_text() if request.method == "POST" else ""
         _authenticate(identity, body)
         status, payload = action(identity, body)
         db.session.commit()
+        pending = g.pop(_PENDING_KEY, [])
     except WechatRefusal as refusal:
         db.session.rollback()
         status, payload = refusal.status, {"code": refusal.code, "message": refusal.message}
@@ -195,6 +209,12 @@ def _serve(action: Callable[[WechatIdentity, str], Answer]) -> Response:
     except StaleTrade:
         db.session.rollback()
         status, payload = _system_error()
+    finally:
+        g.pop(_PENDING_KEY, None)  # rolled back: the rows it named no longer exist
+    # Only after the commit, as on the confirm page: the merchant may query the refund
+    # the moment it hears from us. The fault modes below change the answer, not this.
+    for notification_id in pending:
+        notifier.notify_after_commit(notification_id)
     if "api_unknown" in active:
         status, payload = _system_error()  # whatever happened above stays committed
     if "api_timeout" in active:
@@ -286,6 +306,9 @@ def _refund(identity: WechatIdentity, _body: str) -> Answer:
     )
     if trade is None or trade.mch_id != identity.mch_id:
         raise WechatRefusal(404, "RESOURCE_NOT_EXISTS", "订单不存在")
+    # A repeated out_refund_no answers the first refund, which already owes (or owed)
+    # its callback; only a refund made by this request schedules one.
+    repeated = wechat_trades.refund_by_out_refund_no(out_refund_no) is not None
     refund = wechat_trades.refund(
         trade,
         out_refund_no=out_refund_no,
@@ -294,6 +317,8 @@ def _refund(identity: WechatIdentity, _body: str) -> Answer:
         reason=_string(body, "reason", 80, required=False),
         notify_url=notify_url,
     )
+    if not repeated:
+        _notify_after_commit(notifier.schedule_refund_notification(refund))
     return 200, refund_json(refund)
 
 

@@ -1,6 +1,6 @@
 """WeChat Pay API v3 on the wire, as the platform writes it: the Authorization header it
 reads, the signature headers it puts on every answer and callback, RFC 3339 times, and
-the transaction / refund JSON it reports.
+the transaction / refund JSON it reports and notifies.
 
 The platform signs ``TIMESTAMP\\nNONCE\\nBODY\\n`` with its private key and announces the
 key by ``Wechatpay-Serial`` (the platform public key id). The merchant signs
@@ -146,6 +146,30 @@ def refund_json(refund: GatewayWechatRefund) -> dict[str, Any]:
             "discount_refund": 0,
             "currency": "CNY",
             "refund_fee": 0,
+        },
+    }
+
+
+def refund_notification_json(refund: GatewayWechatRefund) -> dict[str, Any]:
+    """The resource a REFUND.SUCCESS callback carries (encrypted): WeChat's refund
+    notification, slimmer than ``refund_json`` and with ``refund_status`` for ``status``.
+    """
+    trade = refund.trade
+    return {
+        "mchid": trade.mch_id,
+        "out_trade_no": trade.out_trade_no,
+        "transaction_id": trade.transaction_id,
+        "out_refund_no": refund.out_refund_no,
+        "refund_id": refund.refund_id,
+        "refund_status": "SUCCESS",
+        # The emulator refunds synchronously: the refund succeeded when it was made.
+        "success_time": rfc3339(refund.created_at),
+        "user_received_account": "支付用户零钱",
+        "amount": {
+            "total": trade.total_fen,
+            "refund": refund.refund_fen,
+            "payer_total": trade.total_fen,
+            "payer_refund": refund.refund_fen,
         },
     }
 
