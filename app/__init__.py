@@ -30,6 +30,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_extensions(app)
     register_channels(app)
     register_blueprints(app)
+    register_admin(app)
     register_cli(app)
     register_errors(app)
     register_templates(app)
@@ -91,6 +92,13 @@ def register_blueprints(app: Flask) -> None:
         from app.gateway import init_gateway
 
         init_gateway(app)
+
+
+def register_admin(app: Flask) -> None:
+    from app.admin import init_admin
+
+    # A fresh Admin per app: see app/admin/__init__.py for why there is no singleton.
+    app.extensions["cashier.admin"] = init_admin(app)
 
 
 def register_cli(app: Flask) -> None:

@@ -26,3 +26,5 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
+# No `admin` singleton (DESIGN.md lists one): Flask-Admin 2.2.1 keeps per-app state on the
+# Admin and on each view, so `app.admin.init_admin` builds a fresh one for every app.

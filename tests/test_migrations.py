@@ -76,4 +76,4 @@ def test_the_latest_migration_downgrades_and_upgrades_again(
         checks = {check["name"] for check in sa.inspect(db.engine).get_check_constraints("gateway_notifications")}
         db.engine.dispose()
     assert {"channel", "alipay_trade_id", "wechat_trade_id", "sent_body"} <= columns
-    assert "ck_gateway_notifications_one_trade_of_its_channel" in checks
+    assert "ck_gateway_notifications_one_owner_of_its_channel" in checks

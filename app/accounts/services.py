@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.accounts.models import ROLES, ApiToken, User
+from app.audit.services import record
 from app.extensions import db
 from app.timeutil import now
 
@@ -118,3 +119,30 @@ def user_count() -> int:
 @functools.cache
 def _dummy_hash() -> str:
     return generate_password_hash(secrets.token_hex(16))
+
+
+def change_role(user_id: int, role: str, staff_id: int, reason: str) -> None:
+    """An admin gives a user another role; audited with the reason.
+
+    Refuses (AccountError) an unknown role, a non-admin actor, and an admin changing
+    their own role, so the last admin cannot lock everyone out by a slip.
+    """
+    text = " ".join((reason or "").split())
+    if not text:
+        raise AccountError("reason_required", "Please give a reason.")
+    if role not in ROLES:
+        raise AccountError("invalid_role", f"role must be one of {', '.join(ROLES)}")
+    actor = db.session.get(User, staff_id)
+    if actor is None or actor.role != "admin":
+        raise AccountError("forbidden", "Only an admin may change roles.")
+    if user_id == staff_id:
+        raise AccountError("own_role", "Ask another admin to change your own role.")
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise AccountError("user_not_found", "No such user.")
+    before = {"role": user.role}
+    if user.role == role:
+        raise AccountError("same_role", f"This user already has the role {role}.")
+    user.role = role
+    db.session.flush()
+    record(staff_id, "user.role_change", "user", user.id, text, before, {"role": role})

@@ -1,14 +1,17 @@
 """The learner's server-side cart. Services flush, never commit (DESIGN.md §3)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from flask import current_app
 from sqlalchemy import select
 
-from app.cart.coupons import CouponError, check_coupon, find_coupon
-from app.cart.models import Cart, CartItem
+from app.audit.services import record
+from app.cart.coupons import CouponError, check_coupon, find_coupon, normalize_code
+from app.cart.models import Cart, CartItem, Coupon
 from app.cart.pricing import PriceLine, Quote, quote
 from app.catalog.models import Course
 from app.catalog.services import owned_course_ids
@@ -108,3 +111,96 @@ def view_cart(user_id: int) -> CartView:
         except CouponError as error:
             coupon_error = error
     return CartView(tuple(courses), quote(lines, tax_rate(), discount), cart.coupon_code, coupon_error)
+
+
+# Staff edits of coupons (the back office). Audited in the same transaction.
+
+COUPON_CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{2,39}$")
+MIN_PERCENT_BPS = 100  # 1 %
+MAX_PERCENT_BPS = 10000  # 100 %
+
+
+@dataclass(frozen=True)
+class CouponValues:
+    """A coupon as staff entered it, already in fen, basis points and naive UTC.
+
+    ``kind`` "percent" uses ``percent_off_bps`` (100..10000, i.e. 1..100 %); "fixed"
+    uses ``amount_off_fen`` (> 0). The other of the two is ignored and stored as NULL.
+    """
+
+    code: str
+    kind: str
+    percent_off_bps: int | None = None
+    amount_off_fen: int | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    min_amount_fen: int = 0
+    max_redemptions: int | None = None
+    per_user_limit: int = 1
+    is_active: bool = True
+
+
+def _coupon_snapshot(coupon: Coupon) -> dict[str, object]:
+    return {
+        "code": coupon.code, "kind": coupon.kind, "percent_off_bps": coupon.percent_off_bps,
+        "amount_off_fen": coupon.amount_off_fen, "starts_at": coupon.starts_at,
+        "ends_at": coupon.ends_at, "min_amount_fen": coupon.min_amount_fen,
+        "max_redemptions": coupon.max_redemptions, "per_user_limit": coupon.per_user_limit,
+        "is_active": coupon.is_active,
+    }
+
+
+def _checked_coupon_values(coupon_id: int | None, values: CouponValues, redeemed: int) -> dict[str, object]:
+    """The column values to store, or CartError naming the first rule broken."""
+    code = normalize_code(values.code or "")
+    if not COUPON_CODE_RE.fullmatch(code):
+        raise CartError("coupon_code", "A code has 3 to 40 letters, digits, '-' or '_'.")
+    taken = db.session.scalar(select(Coupon.id).where(Coupon.code == code, Coupon.id != (coupon_id or 0)))
+    if taken is not None:
+        raise CartError("coupon_code_taken", f"The code {code} is already used by another coupon.")
+    if values.kind == "percent":
+        bps = values.percent_off_bps
+        if bps is None or not MIN_PERCENT_BPS <= bps <= MAX_PERCENT_BPS:
+            raise CartError("coupon_percent", "A percentage coupon takes 1 % to 100 % off.")
+        amounts: dict[str, int | None] = {"percent_off_bps": bps, "amount_off_fen": None}
+    elif values.kind == "fixed":
+        if values.amount_off_fen is None or values.amount_off_fen <= 0:
+            raise CartError("coupon_amount", "A fixed coupon takes a positive amount off.")
+        amounts = {"percent_off_bps": None, "amount_off_fen": values.amount_off_fen}
+    else:
+        raise CartError("coupon_kind", "A coupon is a percentage or a fixed amount.")
+    if values.starts_at and values.ends_at and values.starts_at >= values.ends_at:
+        raise CartError("coupon_window", "The coupon must start before it ends.")
+    if values.min_amount_fen < 0:
+        raise CartError("coupon_minimum", "The minimum order amount cannot be negative.")
+    if values.max_redemptions is not None and values.max_redemptions < max(redeemed, 1):
+        raise CartError("coupon_limit", f"The total limit must be at least {max(redeemed, 1)}.")
+    if values.per_user_limit < 1:
+        raise CartError("coupon_per_user", "Each learner must be able to use it at least once.")
+    fields = asdict(values)
+    fields.update(amounts, code=code)
+    return fields
+
+
+def save_coupon(coupon_id: int | None, values: CouponValues, staff_id: int, reason: str) -> int:
+    """Create (``coupon_id`` None) or edit a coupon; returns its id.
+
+    Raises CartError when a rule is broken (nothing is written then). The audit entry
+    holds the coupon before and after, and the staff member's reason.
+    """
+    text = " ".join((reason or "").split())
+    if not text:
+        raise CartError("reason_required", "Please give a reason.")
+    coupon = db.session.get(Coupon, coupon_id) if coupon_id is not None else Coupon(redeemed_count=0)
+    if coupon is None:
+        raise CartError("coupon_not_found", "No such coupon.")
+    before = _coupon_snapshot(coupon) if coupon_id is not None else None
+    for name, value in _checked_coupon_values(coupon_id, values, coupon.redeemed_count or 0).items():
+        setattr(coupon, name, value)
+    if coupon_id is None:
+        coupon.created_at = now()
+        db.session.add(coupon)
+    db.session.flush()
+    action = "coupon.create" if coupon_id is None else "coupon.edit"
+    record(staff_id, action, "coupon", coupon.id, text, before, _coupon_snapshot(coupon))
+    return coupon.id

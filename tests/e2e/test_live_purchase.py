@@ -53,6 +53,9 @@ class _FormParser(HTMLParser):
         if tag == "form":
             self.forms.append(Form(values.get("action", "")))
         elif tag == "input" and self.forms and values.get("name"):
+            # As a browser does: an unticked checkbox or radio button sends nothing.
+            if values.get("type") in ("checkbox", "radio") and "checked" not in values:
+                return
             self.forms[-1].fields[values["name"]] = values.get("value", "")
 
 

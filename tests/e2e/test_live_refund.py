@@ -82,7 +82,7 @@ def test_a_refund_approved_in_the_back_office_returns_the_money(live_site: LiveS
         assert browser.get(lesson_url, allow_redirects=False, timeout=TIMEOUT).status_code != 200
 
     [(refunded_fen, status)] = database_rows(
-        site, "SELECT refunded_fen, status FROM gateway_wechat_trades t"
+        site, "SELECT t.refunded_fen, t.status FROM gateway_wechat_trades t"
         " JOIN payment_attempts a ON a.out_trade_no = t.out_trade_no"
         " JOIN orders o ON o.id = a.order_id WHERE o.order_no = :order_no",
         order_no=purchase.order_no,

@@ -1,0 +1,54 @@
+"""The Flask-Admin back office at /admin (DESIGN.md §1, §10).
+
+`init_admin` builds a fresh `Admin` and fresh views for each app. Flask-Admin 2.2.1
+cannot share one module-level `Admin` between apps: `Admin.init_app` keeps the app on
+the instance (``self.app``), and each view keeps the blueprint and URL it built for the
+last app it was registered with (``view.blueprint``, ``view.url``, ``view.admin``), so a
+second app (tests make one per test) would rebind the first one's views.
+"""
+from __future__ import annotations
+
+from flask import Flask
+from flask_admin import Admin
+
+from app.accounts.models import User
+from app.admin.catalog_views import CouponView, CourseView, InstructorView, UserView
+from app.admin.dashboard import DashboardView
+from app.admin.jobs_view import FailedJobsView
+from app.admin.money_views import (AttemptView, AuditView, ChannelHealthView, InboxView, OrderView,
+                                   OrphanView, RejectedView)
+from app.admin.refund_views import RefundView
+from app.audit.models import AuditEntry
+from app.cart.models import Coupon
+from app.catalog.models import Course, Instructor
+from app.checkout.models import Order
+from app.extensions import db
+from app.payments.models import (InboxNotification, OrphanPayment, PaymentAttempt, Refund,
+                                 RejectedNotification)
+
+MONEY = "Money"
+CATALOG = "Catalog"
+OPERATIONS = "Operations"
+
+
+def init_admin(app: Flask) -> Admin:
+    """Mount the back office; each view's endpoint is its key in `PERMISSIONS`."""
+    admin = Admin(app, name="CourseCashier", url="/admin",
+                  index_view=DashboardView(name="Dashboard", endpoint="admin", url="/admin"))
+    admin.add_views(
+        OrderView(Order, db, name="Orders", endpoint="order", category=MONEY),
+        AttemptView(PaymentAttempt, db, name="Payment attempts", endpoint="attempt", category=MONEY),
+        RefundView(Refund, db, name="Refunds", endpoint="refund", category=MONEY),
+        InboxView(InboxNotification, db, name="Notification inbox", endpoint="inbox", category=MONEY),
+        OrphanView(OrphanPayment, db, name="Orphan payments", endpoint="orphan", category=MONEY),
+        RejectedView(RejectedNotification, db, name="Rejected notifications", endpoint="rejected",
+                     category=MONEY),
+        CouponView(Coupon, db, name="Coupons", endpoint="coupon", category=CATALOG),
+        CourseView(Course, db, name="Courses", endpoint="course", category=CATALOG),
+        InstructorView(Instructor, db, name="Instructors", endpoint="instructor", category=CATALOG),
+        ChannelHealthView(name="Channel health", endpoint="channel_health", category=OPERATIONS),
+        FailedJobsView(name="Failed jobs", endpoint="failed_jobs", category=OPERATIONS),
+        AuditView(AuditEntry, db, name="Audit log", endpoint="audit", category=OPERATIONS),
+        UserView(User, db, name="Users and roles", endpoint="user", category=OPERATIONS),
+    )
+    return admin

@@ -1,0 +1,148 @@
+"""Read-only views of money rows, and the one change staff may make among them:
+replaying a stored notification (a form that calls the payments service)."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, flash, redirect, url_for
+from flask_admin import expose
+from flask_admin.contrib.sqla import tools
+from flask_login import current_user
+from sqlalchemy import or_, select
+from werkzeug.wrappers import Response
+
+from app.accounts.models import User
+from app.admin.base import CustomDetailsMixin, ReadOnlyModelView, StaffView
+from app.admin.formatting import BeijingDayFilter, UserEmailFilter, formatters
+from app.admin.forms import ReasonForm
+from app.admin.queries import order_detail
+from app.checkout.models import Order
+from app.extensions import db
+from app.jobs import enqueue
+from app.payments.health import health_report
+from app.payments.models import InboxNotification
+from app.payments.registry import enabled_channels
+from app.payments.services import replay_notification
+
+
+class OrderView(CustomDetailsMixin, ReadOnlyModelView):
+    column_list = ("order_no", "user_id", "status", "total_fen", "discount_fen", "coupon_code",
+                   "created_at", "paid_at")
+    column_labels = {"user_id": "Learner", "total_fen": "Total", "discount_fen": "Discount"}
+    column_formatters = formatters(money=("total_fen", "discount_fen"), times=("created_at", "paid_at"),
+                                   users=("user_id",))
+    column_searchable_list = ("order_no",)
+    column_filters = (
+        "status",
+        UserEmailFilter(Order.user_id, "Learner"),
+        BeijingDayFilter(Order.created_at, "Created"),
+        BeijingDayFilter(Order.paid_at, "Paid"),
+        "created_at",
+        "paid_at",
+        "coupon_code",
+    )
+    column_default_sort = ("id", True)
+
+    def search_placeholder(self) -> str:
+        return "Order number or learner e-mail"
+
+    def _apply_search(self, query: Any, count_query: Any, joins: Any, count_joins: Any,
+                      search: str) -> tuple[Any, Any, Any, Any]:
+        """Each word must match the order number or the learner's e-mail."""
+        for term in search.split():
+            like = tools.parse_like_term(term)
+            learners = select(User.id).where(User.email.ilike(like))
+            condition = or_(Order.order_no.ilike(like), Order.user_id.in_(learners))
+            query = query.filter(condition)
+            if count_query is not None:
+                count_query = count_query.filter(condition)
+        return query, count_query, joins, count_joins
+
+    @expose("/<int:row_id>/")
+    def detail(self, row_id: int) -> str:
+        detail = order_detail(row_id)
+        if detail is None:
+            abort(404)
+        return self.render("admin/order_detail.html", detail=detail)
+
+
+class AttemptView(ReadOnlyModelView):
+    column_list = ("out_trade_no", "order_id", "channel", "amount_fen", "status", "channel_trade_no",
+                   "created_at", "succeeded_at", "closed_at", "queries", "last_error")
+    column_labels = {"order_id": "Order", "amount_fen": "Amount"}
+    column_formatters = formatters(money=("amount_fen",), times=("created_at", "succeeded_at", "closed_at"),
+                                   orders=("order_id",))
+    column_searchable_list = ("out_trade_no", "channel_trade_no")
+    column_filters = ("channel", "status", "created_at")
+    column_default_sort = ("id", True)
+    column_details_exclude_list = ("qr_code",)
+
+
+class InboxView(CustomDetailsMixin, ReadOnlyModelView):
+    """The notification inbox: what each verified callback said and what came of it."""
+
+    route_actions = {**ReadOnlyModelView.route_actions, "replay": "replay"}
+    column_list = ("id", "channel", "out_trade_no", "trade_state", "amount_fen", "status", "outcome",
+                   "deliveries", "received_at", "processed_at")
+    column_formatters = formatters(money=("amount_fen",), times=("received_at", "processed_at"))
+    column_searchable_list = ("out_trade_no", "channel_trade_no")
+    column_filters = ("channel", "status", "trade_state", "received_at")
+    column_default_sort = ("id", True)
+
+    @expose("/<int:row_id>/")
+    def detail(self, row_id: int) -> str:
+        row = db.session.get(InboxNotification, row_id)
+        if row is None:
+            abort(404)
+        return self.render("admin/inbox_detail.html", row=row, form=ReasonForm(),
+                           may_replay=self.may("replay"))
+
+    @expose("/<int:row_id>/replay", methods=("POST",))
+    def replay(self, row_id: int) -> Response:
+        form = ReasonForm()
+        back = redirect(url_for(".detail", row_id=row_id))
+        if not form.validate_on_submit():
+            flash("Please give a reason for the replay.", "error")
+            return back
+        if db.session.get(InboxNotification, row_id) is None:
+            abort(404)
+        settlement = replay_notification(row_id, current_user.id, form.reason.data)
+        db.session.commit()
+        if settlement.refund_id is not None:
+            enqueue("execute_refund", settlement.refund_id)
+        flash(f"Replayed: {settlement.outcome}", "success")
+        return back
+
+
+class OrphanView(ReadOnlyModelView):
+    column_list = ("id", "order_id", "attempt_id", "amount_fen", "reason", "resolution", "refund_id",
+                   "created_at")
+    column_labels = {"order_id": "Order", "amount_fen": "Amount"}
+    column_formatters = formatters(money=("amount_fen",), times=("created_at",), orders=("order_id",))
+    column_filters = ("resolution", "created_at")
+    column_default_sort = ("id", True)
+
+
+class RejectedView(ReadOnlyModelView):
+    column_list = ("id", "channel", "reason", "out_trade_no", "remote_addr", "received_at")
+    column_formatters = formatters(times=("received_at",))
+    column_filters = ("channel", "reason", "received_at")
+    column_searchable_list = ("out_trade_no",)
+    column_default_sort = ("id", True)
+
+
+class AuditView(ReadOnlyModelView):
+    """The append-only audit log, newest first."""
+
+    column_list = ("created_at", "actor_email", "action", "target_type", "target_id", "reason")
+    column_labels = {"actor_email": "Actor"}
+    column_formatters = formatters(times=("created_at",))
+    column_filters = ("action", "actor_email", "actor_id", "target_type", "target_id", "created_at")
+    column_searchable_list = ("reason", "actor_email", "action")
+    column_default_sort = ("id", True)
+
+
+class ChannelHealthView(StaffView):
+    @expose("/")
+    def index(self) -> str:
+        return self.render("admin/channel_health.html", report=health_report(enabled_channels()))

@@ -1,0 +1,58 @@
+"""Who may do what in the back office: the one table the views and the role-matrix
+test both read (deny by default).
+
+``PERMISSIONS`` says which roles may open a view at all (keyed by the view's endpoint,
+which is also its URL segment under /admin). ``ACTIONS`` says which roles may take a
+named action in a view; an action missing here is allowed to nobody, so the
+create / edit / delete of money rows is refused to every role, admins included.
+"""
+from __future__ import annotations
+
+from app.accounts.models import STAFF_ROLES
+
+STAFF = frozenset(STAFF_ROLES)
+SUPPORT_AND_ADMIN = frozenset({"support", "admin"})
+FINANCE_AND_ADMIN = frozenset({"finance", "admin"})
+ADMIN_ONLY = frozenset({"admin"})
+
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "admin": STAFF,  # the dashboard (the admin index page)
+    "order": STAFF,
+    "attempt": STAFF,
+    "inbox": STAFF,
+    "refund": STAFF,
+    "orphan": STAFF,
+    "rejected": STAFF,
+    "channel_health": STAFF,
+    "audit": STAFF,
+    "coupon": STAFF,
+    "course": STAFF,
+    "instructor": STAFF,
+    "failed_jobs": STAFF,
+    "user": ADMIN_ONLY,
+}
+
+ACTIONS: dict[tuple[str, str], frozenset[str]] = {
+    ("inbox", "replay"): SUPPORT_AND_ADMIN,
+    # Anyone on staff may give the first approval or reject; the refund service also
+    # enforces that only finance / admin, and not the first approver, give the second.
+    ("refund", "approve"): STAFF,
+    ("refund", "reject"): STAFF,
+    ("refund", "retry"): STAFF,
+    ("refund", "second_approval"): FINANCE_AND_ADMIN,
+    ("coupon", "create"): FINANCE_AND_ADMIN,
+    ("coupon", "edit"): FINANCE_AND_ADMIN,
+    ("course", "edit"): ADMIN_ONLY,
+    ("instructor", "edit"): FINANCE_AND_ADMIN,  # the commission rate is money
+    ("user", "edit"): ADMIN_ONLY,  # the role change form
+    ("failed_jobs", "requeue"): ADMIN_ONLY,
+}
+
+
+def may_view(role: str | None, view: str) -> bool:
+    return role is not None and role in PERMISSIONS.get(view, frozenset())
+
+
+def may(role: str | None, view: str, action: str) -> bool:
+    """Whether ``role`` may take ``action`` in ``view``; needs the view itself too."""
+    return may_view(role, view) and role in ACTIONS.get((view, action), frozenset())

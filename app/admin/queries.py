@@ -1,0 +1,131 @@
+"""Read-only queries behind the back-office pages: the dashboard figures and the
+order and refund detail pages. Nothing here writes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, or_, select
+
+from app.accounts.models import User
+from app.admin.formatting import beijing_day_bounds
+from app.audit.models import AuditEntry
+from app.checkout.models import Order
+from app.extensions import db
+from app.ledger.models import JournalEntry
+from app.payments.health import HealthView, health_report
+from app.payments.models import InboxNotification, OrphanPayment, PaymentAttempt, Refund
+from app.payments.refund_workflow import RefundPolicy, refund_policy
+from app.payments.registry import enabled_channels
+from app.timeutil import beijing, now
+
+PENDING_REFUND_STATUSES = ("requested", "awaiting_finance")
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    day: str  # the Beijing calendar day, YYYY-MM-DD
+    paid_orders: int
+    revenue_fen: int
+    pending_refunds: int
+    unhealthy_channels: tuple[str, ...]
+    channels: tuple[HealthView, ...]
+
+
+def dashboard() -> Dashboard:
+    """Today's figures (Beijing day). Revenue is what the orders paid today charged,
+    whatever happened to them afterwards; refunds show in the pending count and the
+    ledger. Failed jobs are counted by the view (they live in Redis, not here)."""
+    today = beijing(now()).date()
+    start, end = beijing_day_bounds(today)
+    paid_today = (Order.paid_at >= start, Order.paid_at < end)
+    paid_orders, revenue = db.session.execute(
+        select(func.count(Order.id), func.coalesce(func.sum(Order.total_fen), 0)).where(*paid_today)
+    ).one()
+    pending = db.session.scalar(
+        select(func.count(Refund.id)).where(Refund.status.in_(PENDING_REFUND_STATUSES))
+    ) or 0
+    channels = tuple(health_report(enabled_channels()))
+    return Dashboard(
+        day=today.isoformat(), paid_orders=paid_orders, revenue_fen=int(revenue),
+        pending_refunds=pending,
+        unhealthy_channels=tuple(view.channel for view in channels if not view.healthy),
+        channels=channels,
+    )
+
+
+def emails(user_ids: set[int | None]) -> dict[int, str]:
+    ids = {user_id for user_id in user_ids if user_id is not None}
+    if not ids:
+        return {}
+    return {user_id: email for user_id, email in db.session.execute(select(User.id, User.email).where(User.id.in_(ids)))}
+
+
+@dataclass(frozen=True)
+class OrderDetail:
+    order: Order
+    learner_email: str
+    attempts: list[PaymentAttempt]
+    notifications: list[InboxNotification]
+    refunds: list[Refund]
+    orphans: list[OrphanPayment]
+    entries: list[JournalEntry]
+
+
+def order_detail(order_id: int) -> OrderDetail | None:
+    order = db.session.get(Order, order_id)
+    if order is None:
+        return None
+    attempts = list(db.session.scalars(
+        select(PaymentAttempt).where(PaymentAttempt.order_id == order.id).order_by(PaymentAttempt.id)
+    ))
+    attempt_ids = [attempt.id for attempt in attempts]
+    trade_nos = [attempt.out_trade_no for attempt in attempts]
+    notifications = list(db.session.scalars(
+        select(InboxNotification)
+        .where(or_(InboxNotification.attempt_id.in_(attempt_ids), InboxNotification.out_trade_no.in_(trade_nos)))
+        .order_by(InboxNotification.id)
+    )) if attempts else []
+    return OrderDetail(
+        order=order,
+        learner_email=emails({order.user_id}).get(order.user_id, ""),
+        attempts=attempts,
+        notifications=notifications,
+        refunds=list(db.session.scalars(select(Refund).where(Refund.order_id == order.id).order_by(Refund.id))),
+        orphans=list(db.session.scalars(
+            select(OrphanPayment).where(OrphanPayment.order_id == order.id).order_by(OrphanPayment.id)
+        )),
+        entries=list(db.session.scalars(
+            select(JournalEntry).where(JournalEntry.order_id == order.id).order_by(JournalEntry.id)
+        )),
+    )
+
+
+@dataclass(frozen=True)
+class RefundDetail:
+    refund: Refund
+    order: Order
+    policy: RefundPolicy
+    people: dict[int, str]  # user id -> e-mail, for requester and approvers
+    history: list[AuditEntry]
+    large: bool
+
+
+def refund_detail(refund_id: int, large_refund_fen: int) -> RefundDetail | None:
+    refund = db.session.get(Refund, refund_id)
+    if refund is None:
+        return None
+    order = db.session.get(Order, refund.order_id)
+    assert order is not None  # a foreign key
+    history = list(db.session.scalars(
+        select(AuditEntry)
+        .where(AuditEntry.target_type == "refund", AuditEntry.target_id == str(refund.id))
+        .order_by(AuditEntry.id)
+    ))
+    return RefundDetail(
+        refund=refund,
+        order=order,
+        policy=refund_policy(order.id),
+        people=emails({refund.requested_by, refund.first_approved_by, refund.decided_by, order.user_id}),
+        history=history,
+        large=refund.amount_fen > large_refund_fen,
+    )
