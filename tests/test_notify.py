@@ -170,3 +170,33 @@ def test_sale_is_split_into_tax_instructor_share_and_revenue(app, client):
         assert balance("platform:revenue") == -3000
         total = db.session.scalar(select(func.sum(Posting.amount_fen)))
         assert total == 0
+
+
+def test_replaying_a_failed_notification_settles_it_or_records_why_not(app, client, pending_order):
+    from app.accounts.services import create_user
+    from app.payments.services import replay_notification
+    from app.payments.transitions import compare_and_set
+
+    order_no, out_trade_no = pending_order
+    with app.app_context():
+        support = create_user("support@example.com", "staff-password", "Sam", role="support")
+        db.session.commit()
+    # Stored, then failed in processing (say the attempt was missing at the time).
+    client.application.config["REDIS_URL"] = "redis://127.0.0.1:1/0"  # the job is lost
+    post(client, signed_body(notification_fields(out_trade_no, 10000)))
+    client.application.config["REDIS_URL"] = None
+    with app.app_context():
+        row = db.session.scalar(select(InboxNotification))
+        assert compare_and_set(InboxNotification, row.id, "inbox", "received", "fail", outcome="no attempt")
+        row.amount_fen = 1  # and it still cannot be settled
+        db.session.commit()
+        settlement = replay_notification(row.id, support, "checking again")
+        db.session.commit()
+        row = db.session.get(InboxNotification, row.id)
+        assert (row.status, settlement.outcome) == ("failed", "amount does not match the attempt")
+        row.amount_fen = 10000  # the cause is fixed
+        db.session.commit()
+        assert replay_notification(row.id, support, "fixed").outcome == "paid"
+        db.session.commit()
+        assert db.session.get(InboxNotification, row.id).status == "processed"
+        assert db.session.scalar(select(Order.status).where(Order.order_no == order_no)) == "paid"

@@ -317,3 +317,57 @@ def test_a_retry_by_staff_sends_a_failed_refund_again(app, client):
         assert order_of(order_no).status == "refunded"
         actions = list(db.session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
         assert actions[:2] == ["refund.approve", "refund.retry"]
+
+
+def test_splitting_a_large_refund_still_needs_the_second_approver(app, client):
+    app.config["LARGE_REFUND_FEN"] = 15000
+    order_no = paid_order(app, client, [10000, 10000, 10000])
+    with app.app_context():
+        order = order_of(order_no)
+        support = staff("support", "support@example.com")
+        order_id, user_id = order.id, order.user_id
+        line_ids = [line.id for line in order.lines]
+        first, second = (
+            refund_workflow.request_refund(order_id, user_id, [line_id], "one at a time")
+            for line_id in line_ids[:2]
+        )
+        db.session.commit()
+        assert refund_workflow.approve_refund(first, support, "small") == "approved"
+        db.session.commit()
+        # ¥100 + ¥100 on one order is above the ¥150 limit, however it is split.
+        assert refund_workflow.approve_refund(second, support, "also small") == "awaiting_finance"
+
+
+def test_nobody_approves_a_refund_they_asked_for(app, client):
+    order_no = paid_order(app, client, [10000])
+    with app.app_context():
+        order = order_of(order_no)
+        from app.accounts.models import User
+
+        learner = db.session.get(User, order.user_id)
+        learner.role = "support"  # a staff member who bought a course
+        db.session.commit()
+        refund_id = refund_workflow.request_refund(order.id, order.user_id, None, "mine")
+        db.session.commit()
+        with pytest.raises(RefundError) as refused:
+            refund_workflow.approve_refund(refund_id, order.user_id, "looks right to me")
+        assert refused.value.code == "own_request"
+
+
+def test_a_failed_refund_is_not_sent_again_without_a_staff_decision(app, client):
+    from app.jobs import enqueue
+
+    order_no = paid_order(app, client, [10000])
+    with app.app_context():
+        order = order_of(order_no)
+        support = staff("support", "support@example.com")
+        refund_id = refund_workflow.request_refund(order.id, order.user_id, None, "broken")
+        refund_workflow.approve_refund(refund_id, support, "ok")
+        assert compare_and_set(Refund, refund_id, "refund", "approved", "start")
+        assert fail_refund(refund_id, "ACQ.SELLER_BALANCE_NOT_ENOUGH")
+        db.session.commit()
+        enqueue("execute_refund", refund_id)  # a stray job: a requeue, a late callback
+        refund = db.session.get(Refund, refund_id)
+        assert (refund.status, refund.tries) == ("failed", 0)
+        tick()
+        assert db.session.get(Refund, refund_id).status == "failed"

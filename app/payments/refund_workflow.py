@@ -207,9 +207,15 @@ def approve_refund(refund_id: int, staff_id: int, reason: str) -> str:
     order = _locked_order(refund.order_id)
     db.session.refresh(refund)
     before = _snapshot(refund)
+    if refund.requested_by == staff_id:
+        raise RefundError("own_request", "Nobody may approve a refund they asked for themselves.")
     if refund.status == "requested":
         _staff(staff_id, FIRST_APPROVERS, "approve refunds")
-        large = refund.amount_fen > current_app.config["LARGE_REFUND_FEN"]
+        # Judged on the order, not the request: splitting a large refund into small
+        # ones must not dodge the second approver.
+        large = _committed_fen(refund.order_id, refund.id) + refund.amount_fen > current_app.config[
+            "LARGE_REFUND_FEN"
+        ]
         event = "approve_first" if large else "approve"
     elif refund.status == "awaiting_finance":
         _staff(staff_id, SECOND_APPROVERS, "give the second approval of a large refund")
@@ -237,16 +243,20 @@ def _check_fits(order: Order | None, refund: Refund) -> None:
     own_lines = {line.order_line_id for line in refund.lines}
     if _lines_under(order.id, COMMITTED_STATUSES, excluding=refund.id) & own_lines:
         raise RefundError("line_refunded", "A course of this request has already been refunded.")
-    committed = db.session.scalar(
+    if _committed_fen(order.id, refund.id) + refund.amount_fen > order.total_fen:
+        raise RefundError("over_refund", "This refund would return more than was paid.")
+
+
+def _committed_fen(order_id: int, excluding: int) -> int:
+    """What the order's other customer refunds already give back, or will."""
+    return db.session.scalar(
         select(func.coalesce(func.sum(Refund.amount_fen), 0)).where(
-            Refund.order_id == order.id,
+            Refund.order_id == order_id,
             Refund.kind == "customer",
             Refund.status.in_(COMMITTED_STATUSES),
-            Refund.id != refund.id,
+            Refund.id != excluding,
         )
     )
-    if committed + refund.amount_fen > order.total_fen:
-        raise RefundError("over_refund", "This refund would return more than was paid.")
 
 
 def reject_refund(refund_id: int, staff_id: int, reason: str) -> None:
@@ -272,9 +282,13 @@ def retry_refund(refund_id: int, staff_id: int, reason: str) -> None:
     refund = db.session.get(Refund, refund_id)
     if refund is None or refund.status != "failed":
         raise RefundError("not_failed", "Only a failed refund can be retried.")
-    refund.next_check_at = now()
-    db.session.flush()
-    record(staff_id, "refund.retry", "refund", refund.id, text, _snapshot(refund), _snapshot(refund))
+    before = _snapshot(refund)
+    if not compare_and_set(
+        Refund, refund.id, "refund", "failed", "retry", next_check_at=now(), last_error=None
+    ):
+        raise RefundError("changed", "This refund changed meanwhile; reload and try again.")
+    db.session.refresh(refund)
+    record(staff_id, "refund.retry", "refund", refund.id, text, before, _snapshot(refund))
 
 
 def complete_customer_refund(refund: Refund) -> None:

@@ -45,14 +45,14 @@ def open_system_refund(attempt: PaymentAttempt, reason: str) -> int:
 
 
 def start_refund(refund_id: int) -> RefundRequest | None:
-    """Move an approved (or failed, being retried) refund to processing, or keep one that
-    is processing; the request to send, or None when there is nothing to send."""
+    """Move an approved refund to processing, or keep one that is processing; the
+    request to send, or None when there is nothing to send. A failed refund is sent
+    again only after staff decide so (`retry_refund` moves it back to processing)."""
     refund = db.session.get(Refund, refund_id)
-    if refund is None or refund.status not in ("approved", "failed", "processing"):
+    if refund is None or refund.status not in ("approved", "processing"):
         return None
-    if refund.status != "processing":
-        event = "start" if refund.status == "approved" else "retry"
-        if not compare_and_set(Refund, refund.id, "refund", refund.status, event):
+    if refund.status == "approved":
+        if not compare_and_set(Refund, refund.id, "refund", "approved", "start"):
             return None
     refund = db.session.get(Refund, refund_id)
     assert refund is not None

@@ -152,14 +152,16 @@ def replay_notification(inbox_id: int, staff_id: int, reason: str) -> Settlement
     return settlement
 
 
-def refund_for_notification(notice: RefundNotification) -> int:
-    """The refund a verified refund callback is about; it is due for a check at once."""
+def refund_for_notification(notice: RefundNotification) -> int | None:
+    """The refund a verified refund callback is about, if it is processing and so due
+    for a check at once; None when there is nothing to check (already settled)."""
     refund = db.session.scalar(select(Refund).where(Refund.refund_no == notice.out_refund_no))
     if refund is None or refund.attempt.out_trade_no != notice.out_trade_no:
         raise NotificationMismatch("unknown out_refund_no")
     if refund.attempt.channel != notice.channel or notice.amount_fen != refund.amount_fen:
         raise NotificationMismatch("refund callback does not match the refund")
-    if refund.status == "processing":
-        refund.next_check_at = now()
-        db.session.flush()
+    if refund.status != "processing":
+        return None
+    refund.next_check_at = now()
+    db.session.flush()
     return refund.id

@@ -55,8 +55,10 @@ REFUND: Mapping[tuple[str, str], str] = {
 INBOX: Mapping[tuple[str, str], str] = {
     ("received", "process"): "processed",
     ("received", "fail"): "failed",
-    # Staff replay a failed row once its cause is fixed; processing is idempotent.
+    # Staff replay a failed row once its cause is fixed; processing is idempotent, and a
+    # replay that fails again only records the new outcome.
     ("failed", "process"): "processed",
+    ("failed", "fail"): "failed",
 }
 
 MACHINES: Mapping[str, Mapping[tuple[str, str], str]] = {

@@ -91,5 +91,6 @@ def _refund_callback(adapter: PaymentChannel, notice: RefundNotification, text: 
         db.session.rollback()
         return _reject(adapter, f"mismatch: {error}", text, notice.out_trade_no)
     db.session.commit()
-    enqueue("execute_refund", refund_id)
+    if refund_id is not None:
+        enqueue("execute_refund", refund_id)
     return _answer(adapter.accepted_answer())

@@ -95,6 +95,17 @@ def test_every_registered_view_is_in_the_permission_table(app: Flask) -> None:
             assert action in {"create", "edit", "delete", "export", "inline_edit"} or (view.endpoint, action) in ACTIONS
 
 
+def test_every_state_changing_route_is_a_named_action(app: Flask) -> None:
+    """A POST route missing from a view's route_actions would be open to every role that
+    may see the view: each one must name its action, so the table decides."""
+    unnamed = sorted(
+        f"{view.endpoint}.{function}"
+        for view, function, _, method in admin_routes(app)
+        if method != "GET" and function != "action_view" and function not in view.route_actions
+    )
+    assert unnamed == []
+
+
 def test_the_second_approval_roles_match_the_refund_service() -> None:
     assert ACTIONS[("refund", "second_approval")] == SECOND_APPROVERS
     assert all(role in ACTIONS[("refund", "approve")] for role in SECOND_APPROVERS)
