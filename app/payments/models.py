@@ -108,11 +108,6 @@ class ChannelHealth(db.Model):
     last_success_at: Mapped[datetime | None]
 
 
-REFUND_STATUSES = (
-    "requested", "awaiting_finance", "approved", "rejected", "processing", "succeeded", "failed"
-)
-
-
 class Refund(db.Model):
     """Money going back to the payer of one attempt, with our own out_refund_no.
 

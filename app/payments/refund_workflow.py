@@ -27,7 +27,6 @@ from app.timeutil import now
 REFUNDABLE_ORDER_STATUSES = ("paid", "partially_refunded")
 # Refunds whose money is spoken for: approved, on its way, gone, or failed and retryable.
 COMMITTED_STATUSES = ("approved", "processing", "succeeded", "failed")
-OPEN_STATUSES = ("requested", "awaiting_finance") + COMMITTED_STATUSES
 FIRST_APPROVERS = frozenset({"support", "finance", "admin"})
 SECOND_APPROVERS = frozenset({"finance", "admin"})
 MAX_REASON = 255

@@ -37,7 +37,6 @@ from app.payments.channels.base import (
 )
 from app.payments.channels.crypto import (
     DecryptionError,
-    RsaKey,
     aes_gcm_decrypt,
     load_private_key,
     load_public_key,
