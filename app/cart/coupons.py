@@ -102,24 +102,7 @@ def redeem(coupon: Coupon, user_id: int, order_id: int) -> None:
 
 def release(order_id: int, moment: datetime) -> bool:
     """Give back the use an unpaid, closed order made of its coupon; False if none."""
-    released = db.session.execute(
-        update(CouponRedemption)
-        .where(CouponRedemption.order_id == order_id, CouponRedemption.released_at.is_(None))
-        .values(released_at=moment)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if released != 1:
-        return False
-    coupon_id = db.session.scalar(
-        select(CouponRedemption.coupon_id).where(CouponRedemption.order_id == order_id)
-    )
-    db.session.execute(
-        update(Coupon)
-        .where(Coupon.id == coupon_id)
-        .values(redeemed_count=Coupon.redeemed_count - 1)
-        .execution_options(synchronize_session=False)
-    )
-    return True
+    return _toggle_redemption(order_id, released_at=moment)
 
 
 def reclaim(order_id: int) -> bool:
@@ -128,13 +111,24 @@ def reclaim(order_id: int) -> bool:
     No limit check: the learner paid the discounted price, which the coupon allowed
     when the order was placed.
     """
-    reclaimed = db.session.execute(
+    return _toggle_redemption(order_id, released_at=None)
+
+
+def _toggle_redemption(order_id: int, released_at: datetime | None) -> bool:
+    """Release (a moment) or reclaim (None) the order's redemption by compare-and-set,
+    and move the coupon's counter with it; False when it already was so or is none."""
+    was_live = released_at is not None
+    moved = db.session.execute(
         update(CouponRedemption)
-        .where(CouponRedemption.order_id == order_id, CouponRedemption.released_at.is_not(None))
-        .values(released_at=None)
+        .where(
+            CouponRedemption.order_id == order_id,
+            CouponRedemption.released_at.is_(None) if was_live
+            else CouponRedemption.released_at.is_not(None),
+        )
+        .values(released_at=released_at)
         .execution_options(synchronize_session=False)
     ).rowcount
-    if reclaimed != 1:
+    if moved != 1:
         return False
     coupon_id = db.session.scalar(
         select(CouponRedemption.coupon_id).where(CouponRedemption.order_id == order_id)
@@ -142,7 +136,7 @@ def reclaim(order_id: int) -> bool:
     db.session.execute(
         update(Coupon)
         .where(Coupon.id == coupon_id)
-        .values(redeemed_count=Coupon.redeemed_count + 1)
+        .values(redeemed_count=Coupon.redeemed_count + (-1 if was_live else 1))
         .execution_options(synchronize_session=False)
     )
     return True

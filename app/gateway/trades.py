@@ -11,6 +11,7 @@ import re
 import secrets
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import Any, Mapping
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -108,18 +109,21 @@ def by_qr_token(token: str) -> GatewayAlipayTrade | None:
     return db.session.scalar(select(GatewayAlipayTrade).where(GatewayAlipayTrade.qr_token == token))
 
 
-def _move(trade: GatewayAlipayTrade, to: str, **values: object) -> None:
-    """Compare-and-set ``trade.status`` to ``to`` (``to`` may equal the current status
-    when only ``values`` change, e.g. a partial refund); StaleTrade if someone moved the
-    trade or its refunded amount first."""
-    if to != trade.status and to not in TRANSITIONS[trade.status]:
+def move_trade(
+    trade: Any, transitions: Mapping[str, frozenset[str]], to: str, **values: object
+) -> None:
+    """Compare-and-set ``trade.status`` to ``to`` for either channel's trade model (``to``
+    may equal the current status when only ``values`` change, e.g. a partial refund);
+    StaleTrade if someone moved the trade or its refunded amount first."""
+    if to != trade.status and to not in transitions[trade.status]:
         raise IllegalTransition(f"{trade.status} -> {to}")
+    model = type(trade)
     result = db.session.execute(
-        update(GatewayAlipayTrade)
+        update(model)
         .where(
-            GatewayAlipayTrade.id == trade.id,
-            GatewayAlipayTrade.status == trade.status,
-            GatewayAlipayTrade.refunded_fen == trade.refunded_fen,
+            model.id == trade.id,
+            model.status == trade.status,
+            model.refunded_fen == trade.refunded_fen,
         )
         .values(status=to, **values)
         .execution_options(synchronize_session=False)
@@ -127,6 +131,10 @@ def _move(trade: GatewayAlipayTrade, to: str, **values: object) -> None:
     if result.rowcount != 1:
         raise StaleTrade(trade.out_trade_no)
     db.session.refresh(trade)
+
+
+def _move(trade: GatewayAlipayTrade, to: str, **values: object) -> None:
+    move_trade(trade, TRANSITIONS, to, **values)
 
 
 def expire_if_due(trade: GatewayAlipayTrade) -> None:

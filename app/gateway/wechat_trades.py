@@ -10,11 +10,11 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.gateway.trades import IllegalTransition, StaleTrade
+from app.gateway.trades import StaleTrade, move_trade
 from app.gateway.wechat_models import GatewayWechatRefund, GatewayWechatTrade
 from app.timeutil import beijing, now
 
@@ -70,24 +70,7 @@ def refund_by_out_refund_no(out_refund_no: str) -> GatewayWechatRefund | None:
 
 
 def _move(trade: GatewayWechatTrade, to: str, **values: object) -> None:
-    """Compare-and-set ``trade.status`` to ``to`` (``to`` may equal the current status
-    when only ``values`` change, as a partial refund does); StaleTrade if someone moved
-    the trade or its refunded amount first."""
-    if to != trade.status and to not in TRANSITIONS[trade.status]:
-        raise IllegalTransition(f"{trade.status} -> {to}")
-    result = db.session.execute(
-        update(GatewayWechatTrade)
-        .where(
-            GatewayWechatTrade.id == trade.id,
-            GatewayWechatTrade.status == trade.status,
-            GatewayWechatTrade.refunded_fen == trade.refunded_fen,
-        )
-        .values(status=to, **values)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
-        raise StaleTrade(trade.out_trade_no)
-    db.session.refresh(trade)
+    move_trade(trade, TRANSITIONS, to, **values)
 
 
 def expire_if_due(trade: GatewayWechatTrade) -> None:
