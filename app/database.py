@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import DDL, Table, event
 from sqlalchemy.engine import Engine
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
@@ -40,3 +40,38 @@ def configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# Tables whose rows are history: never updated or deleted once written.
+APPEND_ONLY_TABLES: list[str] = []
+
+
+def append_only_sqlite(table: str) -> tuple[str, str]:
+    """The two SQLite triggers that refuse UPDATE and DELETE on ``table``.
+
+    Migrations create the same statements, so both paths give the same schema."""
+    return (
+        f"CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END",
+        f"CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END",
+    )
+
+
+def append_only_postgres(table: str) -> tuple[str, str]:
+    return (
+        f"CREATE OR REPLACE FUNCTION {table}_append_only() RETURNS trigger AS $$ "
+        f"BEGIN RAISE EXCEPTION '{table} is append-only'; END; $$ LANGUAGE plpgsql",
+        f"CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {table} "
+        f"FOR EACH ROW EXECUTE FUNCTION {table}_append_only()",
+    )
+
+
+def append_only(table: Table) -> None:
+    """Have the database itself refuse to rewrite ``table``, so not even a bug in this
+    application can change history. Installed when the table is created."""
+    APPEND_ONLY_TABLES.append(table.name)
+    for statement in append_only_sqlite(table.name):
+        event.listen(table, "after_create", DDL(statement).execute_if(dialect="sqlite"))
+    for statement in append_only_postgres(table.name):
+        event.listen(table, "after_create", DDL(statement).execute_if(dialect="postgresql"))

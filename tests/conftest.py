@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from app.audit.models import SQLITE_TRIGGERS
+from app.database import APPEND_ONLY_TABLES, append_only_sqlite
 from app.extensions import db
 from tests.wsgi_transport import WSGITransport
 
@@ -118,11 +118,13 @@ def reset_database(app: Flask) -> None:
                 names = ", ".join(f'"{name}"' for name in tables)
                 connection.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
             else:
-                # The audit log refuses DELETE by trigger; lift the guard while emptying.
-                connection.exec_driver_sql("DROP TRIGGER IF EXISTS audit_log_no_delete")
+                # Append-only tables refuse DELETE by trigger; lift the guard while emptying.
+                for name in APPEND_ONLY_TABLES:
+                    connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}_no_delete")
                 for name in tables:
                     connection.exec_driver_sql(f'DELETE FROM "{name}"')
-                connection.exec_driver_sql(SQLITE_TRIGGERS[1])
+                for name in APPEND_ONLY_TABLES:
+                    connection.exec_driver_sql(append_only_sqlite(name)[1])
 
 
 @pytest.fixture
