@@ -9,6 +9,7 @@ export PAYMENT_GATEWAY_EMULATOR ?= 1
 .PHONY: run test test-sqlite test-postgres install migrate bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
+	bash scripts/system-packages
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt

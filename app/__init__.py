@@ -80,10 +80,11 @@ def register_blueprints(app: Flask) -> None:
     from app.cart.views import bp as cart_bp
     from app.catalog.views import bp as catalog_bp
     from app.checkout.views import bp as checkout_bp
+    from app.earnings.views import bp as earnings_bp
     from app.health import bp as health_bp
     from app.payments.views import bp as payments_bp
 
-    for blueprint in (catalog_bp, accounts_bp, cart_bp, checkout_bp, payments_bp, health_bp):
+    for blueprint in (catalog_bp, accounts_bp, cart_bp, checkout_bp, earnings_bp, payments_bp, health_bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)  # bearer-token clients send no cookies, so CSRF cannot apply
@@ -104,12 +105,14 @@ def register_admin(app: Flask) -> None:
 def register_cli(app: Flask) -> None:
     from app.accounts.cli import users_cli
     from app.catalog.cli import seed_demo_command
+    from app.earnings.cli import earnings_cli
     from app.jobs.cli import jobs_cli
     from app.payments.cli import payments_cli
 
     app.cli.add_command(users_cli)
     app.cli.add_command(jobs_cli)
     app.cli.add_command(payments_cli)
+    app.cli.add_command(earnings_cli)
     app.cli.add_command(seed_demo_command)
 
 
@@ -124,5 +127,6 @@ def register_templates(app: Flask) -> None:
     from app.timeutil import beijing
 
     app.jinja_env.filters["yuan"] = display_yuan
+    app.jinja_env.filters["rate"] = lambda bps: f"{bps // 100}.{bps % 100:02d}%"
     app.jinja_env.globals["zip"] = zip
     app.jinja_env.filters["beijing"] = lambda moment: beijing(moment).strftime("%Y-%m-%d %H:%M")

@@ -13,6 +13,8 @@ from typing import Any, Mapping
 
 from dotenv import load_dotenv
 
+from app.fieldcrypto import FieldKeyError, parse_keyring
+
 DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:5000"
 
 # Identities of the built-in emulator's merchant: fixed so `make run` needs no setup.
@@ -86,6 +88,13 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _bps(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value > 10000:
+        raise ConfigError(f"{name} is in basis points, at most 10000")
+    return value
+
+
 def _rate(env: Mapping[str, str], name: str, default: str) -> Decimal:
     raw = env.get(name) or default
     try:
@@ -132,7 +141,13 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None) ->
         "ORDER_TTL_MINUTES": _int(env, "ORDER_TTL_MINUTES", 15, minimum=1),
         "REFUND_WINDOW_DAYS": _int(env, "REFUND_WINDOW_DAYS", 7),
         "LARGE_REFUND_FEN": _int(env, "LARGE_REFUND_FEN", 50000),
+        # "key_id:base64key[,older_id:base64key…]": the first seals, all open (rotation).
         "FIELD_ENCRYPTION_KEY": env.get("FIELD_ENCRYPTION_KEY") or "",
+        # What each channel keeps of a payment, in basis points (60 = 0.6 %).
+        "ALIPAY_FEE_BPS": _bps(env, "ALIPAY_FEE_BPS", 60),
+        "WECHAT_FEE_BPS": _bps(env, "WECHAT_FEE_BPS", 60),
+        # The smallest available balance finance pays out in a batch.
+        "PAYOUT_MINIMUM_FEN": _int(env, "PAYOUT_MINIMUM_FEN", 10000, minimum=1),
         "CHANNEL_TIMEOUT_SECONDS": float(env.get("CHANNEL_TIMEOUT_SECONDS") or 10),
         # Which channels are offered, each one's largest amount, and when a failing one
         # is taken out of the offer: `threshold` failures within `window` seconds rest it
@@ -153,6 +168,11 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None) ->
     }
     for name in ALIPAY_VARIABLES + WECHAT_VARIABLES:
         config[name] = (env.get(name) or "").strip() or None
+    if config["FIELD_ENCRYPTION_KEY"]:
+        try:
+            parse_keyring(config["FIELD_ENCRYPTION_KEY"])
+        except FieldKeyError as error:
+            raise ConfigError(f"FIELD_ENCRYPTION_KEY: {error}") from None
     apiv3_key = config["WECHAT_APIV3_KEY"]
     if apiv3_key is not None and not (len(apiv3_key) == 32 and apiv3_key.isascii()):
         raise ConfigError("WECHAT_APIV3_KEY must be exactly 32 ASCII characters")
@@ -178,6 +198,8 @@ def finalize_config(config: dict[str, Any]) -> None:
             problems.append("PAYMENT_GATEWAY_EMULATOR must be 0 in production")
         if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
             problems.append("DATABASE_URL must point at PostgreSQL in production")
+        if not config.get("FIELD_ENCRYPTION_KEY"):
+            problems.append("FIELD_ENCRYPTION_KEY is required in production (instructor bank accounts)")
         for channel in config["PAYMENT_CHANNELS"]:
             for name in CHANNEL_VARIABLES[channel]:
                 if not config.get(name):

@@ -3,6 +3,7 @@ from app.accounts import models as accounts_models  # noqa: F401
 from app.cart import models as cart_models  # noqa: F401
 from app.catalog import models as catalog_models  # noqa: F401
 from app.checkout import models as checkout_models  # noqa: F401
+from app.earnings import models as earnings_models  # noqa: F401
 from app.ledger import models as ledger_models  # noqa: F401
 from app.payments import models as payments_models  # noqa: F401
 from app.audit import models as audit_models  # noqa: F401

@@ -12,6 +12,7 @@ from app.accounts.services import create_user
 from app.cart.models import Coupon
 from app.catalog.models import Course, Instructor, Lesson
 from app.checkout.models import Order
+from app.earnings.rules import add_rule
 from app.extensions import db
 from app.payments.models import PaymentAttempt
 
@@ -19,9 +20,10 @@ from app.payments.models import PaymentAttempt
 def make_course(
     price_fen: int = 10000, slug: str = "course", commission_bps: int = 7000, lessons: int = 2
 ) -> int:
-    instructor = Instructor(name=f"Teacher {slug}", commission_bps=commission_bps)
+    instructor = Instructor(name=f"Teacher {slug}")
     db.session.add(instructor)
     db.session.flush()
+    add_rule(commission_bps, None, None, "test", instructor_id=instructor.id)
     course = Course(
         slug=slug, instructor_id=instructor.id, title_zh=f"课程 {slug}", title_en=f"Course {slug}",
         price_fen=price_fen,

@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import func, select
 
 from app.cart.models import Cart, CartItem, Coupon, CouponRedemption
-from app.catalog.models import Course, Enrollment, Instructor
+from app.catalog.models import Course, Enrollment
 from app.checkout.models import Order
+from app.earnings.rules import add_rule
 from app.extensions import db
 from app.payments.models import PaymentAttempt
 from tests.helpers import checkout, login, make_coupon, make_course, make_learner
@@ -297,7 +298,7 @@ def test_order_snapshots_each_line_and_expires_after_the_ttl(app, client, clock,
     with app.app_context():
         first = make_course(10000, slug="a", commission_bps=7000)
         second = make_course(5000, slug="b", commission_bps=6000)
-        db.session.get(Course, second).commission_bps = 5500  # the course's own rate wins
+        add_rule(5500, clock.current, None, "course override", course_id=second)  # the course's own rate wins
         db.session.commit()
         make_coupon("TEN", percent_off_bps=1000)
     login(client)
@@ -308,9 +309,7 @@ def test_order_snapshots_each_line_and_expires_after_the_ttl(app, client, clock,
         for course in db.session.scalars(select(Course)):
             course.price_fen = 1
             course.title_zh = "changed"
-            course.commission_bps = 1
-        for instructor in db.session.scalars(select(Instructor)):
-            instructor.commission_bps = 1
+            add_rule(1, clock.current, None, "later rule", course_id=course.id)
         db.session.commit()
 
         order = db.session.scalar(select(Order).where(Order.order_no == order_no))
@@ -329,6 +328,8 @@ def test_order_snapshots_each_line_and_expires_after_the_ttl(app, client, clock,
         ]
         instructors = {course.id: course.instructor_id for course in db.session.scalars(select(Course))}
         assert [line.instructor_id for line in order.lines] == [instructors[first], instructors[second]]
+        assert [[(share.weight, share.share_fen) for share in line.shares] for line in order.lines] == [
+            [(1, 6300)], [(1, 2475)]]  # 70 % of 9000 net of tax; 55 % of 4500
         assert cart_course_ids(learner) == []  # the cart is emptied
 
 

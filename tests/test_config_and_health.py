@@ -1,6 +1,7 @@
 """The configuration contract (DESIGN.md §5) and `/healthz`."""
 from __future__ import annotations
 
+import base64
 from decimal import Decimal
 
 import pytest
@@ -25,6 +26,7 @@ PRODUCTION = {
     "WECHAT_PLATFORM_PUBLIC_KEY_FILE": "/keys/pub_key.pem",
     "WECHAT_PLATFORM_PUBLIC_KEY_ID": "PUB_KEY_ID_0119000001092026010100000000000001",
     "WECHAT_API_BASE_URL": "https://api.mch.weixin.qq.com",
+    "FIELD_ENCRYPTION_KEY": "k2026:" + base64.b64encode(bytes(range(32))).decode(),
 }
 
 
@@ -55,6 +57,7 @@ def test_a_complete_production_config_is_accepted(tmp_path):
         ({"DATABASE_URL": ""}, "DATABASE_URL"),
         ({"ALIPAY_APP_PRIVATE_KEY_FILE": ""}, "ALIPAY_APP_PRIVATE_KEY_FILE"),
         ({"WECHAT_APIV3_KEY": ""}, "WECHAT_APIV3_KEY"),
+        ({"FIELD_ENCRYPTION_KEY": ""}, "FIELD_ENCRYPTION_KEY"),
     ],
 )
 def test_production_refuses_to_start_unsafely(tmp_path, change, complaint):
@@ -67,7 +70,8 @@ def test_production_refuses_to_start_unsafely(tmp_path, change, complaint):
     "environ",
     [{"TAX_RATE": "abc"}, {"TAX_RATE": "1.5"}, {"ORDER_TTL_MINUTES": "0"},
      {"ORDER_TTL_MINUTES": "ten"}, {"PAYMENT_GATEWAY_EMULATOR": "maybe"},
-     {"PAYMENT_CHANNELS": "alipay,paypal"}, {"PAYMENT_CHANNELS": " , "},
+     {"PAYMENT_CHANNELS": "alipay,paypal"}, {"ALIPAY_FEE_BPS": "10001"},
+     {"FIELD_ENCRYPTION_KEY": "k2026:c2hvcnQ="}, {"PAYMENT_CHANNELS": " , "},
      {"WECHAT_APIV3_KEY": "k" * 31}, {"WECHAT_APIV3_KEY": "密" * 32}],
 )
 def test_malformed_values_fail_fast_with_the_variable_named(tmp_path, environ):

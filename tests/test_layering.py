@@ -69,11 +69,13 @@ EXPLICIT_PACKAGES = {"app.jobs", "app.checkout", "app.cart", "app.catalog", "app
                      "app.accounts", "app.gateway"}
 
 
-PURE = ("app.money", "app.cart.pricing", "app.payments.states")
+PURE = ("app.money", "app.cart.pricing", "app.payments.states", "app.fieldcrypto", "app.earnings.chart")
 CHANNELS = tuple(name for name in MODULES if name.startswith("app.payments.channels"))
 # Modules that move money or state and leave the commit to their caller.
 FLUSH_ONLY = ("app.cart.coupons", "app.payments.settlement", "app.payments.refunds",
-              "app.payments.health")
+              "app.payments.health", "app.earnings.rules", "app.earnings.maturity",
+              "app.earnings.statements", "app.earnings.payouts", "app.earnings.adjustments",
+              "app.earnings.bank_accounts")
 SERVICES = tuple(name for name in MODULES if name.endswith(".services") or name in FLUSH_ONLY)
 MODELS = tuple(name for name in MODULES if name.endswith(".models"))
 GATEWAY = tuple(name for name in MODULES if name.startswith("app.gateway"))

@@ -62,6 +62,60 @@ def empty_database_url(tmp_path: Path) -> Iterator[str]:
         admin.dispose()
 
 
+BEFORE_EARNINGS = "8f2a1876d696"
+SOLD_BEFORE_RULES = (
+    "INSERT INTO users (id, email, display_name, password_hash, role, is_active_account, created_at) "
+    "VALUES (1, 'l@example.com', 'L', 'x', 'learner', true, '2026-11-01 00:00:00')",
+    "INSERT INTO instructors (id, name, bio_zh, bio_en, commission_bps) VALUES (1, 'A', '', '', 6500)",
+    "INSERT INTO courses (id, slug, instructor_id, title_zh, title_en, summary_zh, summary_en, price_fen, "
+    "commission_bps, cover_from, cover_to, is_published, created_at) VALUES "
+    "(1, 'c', 1, 'c', 'c', '', '', 10000, 5500, '#fff', '#000', true, '2026-11-01 00:00:00'), "
+    "(2, 'd', 1, 'd', 'd', '', '', 9999, NULL, '#fff', '#000', true, '2026-11-01 00:00:00')",
+    "INSERT INTO orders (id, order_no, user_id, status, currency, subtotal_fen, discount_fen, tax_fen, "
+    "total_fen, expires_at, created_at) VALUES (1, 'O1', 1, 'paid', 'CNY', 19999, 0, 0, 19999, "
+    "'2026-11-01 00:15:00', '2026-11-01 00:00:00')",
+    "INSERT INTO order_lines (id, order_id, course_id, title, instructor_id, commission_bps, list_price_fen, "
+    "discount_fen, tax_fen, amount_fen) VALUES (1, 1, 1, 'c', 1, 5500, 10000, 0, 0, 10000), "
+    "(2, 1, 2, 'd', 1, 6500, 9999, 0, 0, 9999)",
+)
+
+
+def test_the_earnings_migration_keeps_rates_and_shares_both_ways(
+    keys_dir: Path, tmp_path: Path, empty_database_url: str
+) -> None:
+    """Rates become rules in force since long ago, each sold line gets the share the ledger
+    booked for it (half up), and a downgrade puts the rates back into their columns."""
+    app = create_app(base_config(empty_database_url, keys_dir, tmp_path))
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["db", "upgrade", BEFORE_EARNINGS]).exit_code == 0
+    with app.app_context():
+        with db.engine.begin() as connection:
+            for statement in SOLD_BEFORE_RULES:
+                connection.exec_driver_sql(statement)
+        db.engine.dispose()
+    for args in (["db", "upgrade"], ["db", "downgrade"]):
+        result = runner.invoke(args=args)
+        assert result.exit_code == 0, (args, result.output)
+        with app.app_context():
+            with db.engine.connect() as connection:
+                if args[1] == "upgrade":
+                    rules = connection.exec_driver_sql(
+                        "SELECT instructor_id, course_id, rate_bps FROM commission_rules ORDER BY id").all()
+                    shares = connection.exec_driver_sql(
+                        "SELECT order_line_id, instructor_id, share_fen FROM order_line_shares ORDER BY id").all()
+                    assert [tuple(rule) for rule in rules] == [(1, None, 6500), (None, 1, 5500)]
+                    assert [tuple(share) for share in shares] == [(1, 1, 5500), (2, 1, 6499)]  # 6499.35
+                else:
+                    rates = connection.exec_driver_sql(
+                        "SELECT (SELECT commission_bps FROM instructors WHERE id = 1), commission_bps "
+                        "FROM courses ORDER BY id").all()
+                    assert [tuple(rate) for rate in rates] == [(6500, 5500), (6500, None)]
+            db.engine.dispose()
+    assert runner.invoke(args=["db", "upgrade"]).exit_code == 0
+    with app.app_context():
+        db.engine.dispose()
+
+
 def test_the_latest_migration_downgrades_and_upgrades_again(
     keys_dir: Path, tmp_path: Path, empty_database_url: str
 ) -> None:
@@ -72,8 +126,8 @@ def test_the_latest_migration_downgrades_and_upgrades_again(
         result = runner.invoke(args=args)
         assert result.exit_code == 0, (args, result.output)
     with app.app_context():
-        columns = {column["name"] for column in sa.inspect(db.engine).get_columns("gateway_notifications")}
-        checks = {check["name"] for check in sa.inspect(db.engine).get_check_constraints("gateway_notifications")}
+        tables = set(sa.inspect(db.engine).get_table_names())
+        columns = {column["name"] for column in sa.inspect(db.engine).get_columns("payment_attempts")}
         db.engine.dispose()
-    assert {"channel", "alipay_trade_id", "wechat_trade_id", "sent_body"} <= columns
-    assert "ck_gateway_notifications_one_owner_of_its_channel" in checks
+    assert {"commission_rules", "order_line_shares", "payouts", "statements"} <= tables
+    assert "fee_fen" in columns

@@ -63,7 +63,9 @@ def test_notification_signed_by_independent_sdk_pays_the_order(app, client, pend
         "succeeded": 1, "paid_orders": 1, "enrollments": 1, "entries": 1, "inbox": 1, "rejected": 0,
     }
     with app.app_context():
-        assert balance("channel:alipay") == 10000
+        # The channel keeps its 0.6 % fee: it owes us the rest.
+        assert balance("channel:alipay") == 10000 - 60
+        assert balance("platform:channel_fees") == 60
         assert balance("platform:revenue") == -3000
         assert unbalanced_entry_ids() == []
 
@@ -164,7 +166,8 @@ def test_sale_is_split_into_tax_instructor_share_and_revenue(app, client):
         out_trade_no, instructor_id = attempt.out_trade_no, attempt.order.lines[0].instructor_id
     post(client, signed_body(notification_fields(out_trade_no, 10500)))
     with app.app_context():
-        assert balance("channel:alipay") == 10500
+        assert balance("channel:alipay") == 10500 - 63
+        assert balance("platform:channel_fees") == 63
         assert balance("tax:payable") == -500
         assert balance(f"instructor:{instructor_id}:pending") == -7000
         assert balance("platform:revenue") == -3000

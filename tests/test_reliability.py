@@ -166,7 +166,7 @@ def test_with_every_callback_duplicated_and_shuffled_each_order_is_paid_once(
         assert db.session.scalar(select(func.count(JournalEntry.id))) == len(order_nos)
         assert unbalanced_entry_ids() == []
         received = balance(accounts.channel("alipay")) + balance(accounts.channel("wechat"))
-        assert received == total_fen
+        assert received + balance(accounts.CHANNEL_FEES) == total_fen
         assert db.session.scalar(select(func.count(Enrollment.id))) == len(order_nos)
         inbox = list(db.session.scalars(select(InboxNotification)))
         assert len(inbox) == len(order_nos) and all(row.deliveries == 2 for row in inbox)
@@ -307,7 +307,8 @@ def test_a_second_payment_of_a_paid_order_is_refunded_automatically(app, client,
         assert "already paid" in orphan.reason
         assert balance(accounts.UNALLOCATED_RECEIPTS) == 0
         assert balance(accounts.channel("alipay")) == 0  # in and back out
-        assert balance(accounts.channel("wechat")) == 10000
+        assert balance(accounts.channel("wechat")) == 10000 - 60  # less the fee WeChat keeps
+        assert balance(accounts.CHANNEL_FEES) == 60  # the refunded payment's fee came back
         assert unbalanced_entry_ids() == []
         assert db.session.scalar(
             select(func.count(JournalEntry.id)).where(JournalEntry.kind == "payment")

@@ -12,22 +12,27 @@ from flask import Flask
 from flask_admin import Admin
 
 from app.accounts.models import User
-from app.admin.catalog_views import CouponView, CourseView, InstructorView, UserView
+from app.admin.catalog_views import CouponView, UserView
 from app.admin.dashboard import DashboardView
+from app.admin.earnings_views import (CommissionRuleView, CourseWithAuthorsView, InstructorWithEarningsView,
+                                      StatementView)
 from app.admin.jobs_view import FailedJobsView
 from app.admin.money_views import (AttemptView, AuditView, ChannelHealthView, InboxView, OrderView,
                                    OrphanView, RejectedView)
+from app.admin.payout_views import PayoutView
 from app.admin.refund_views import RefundView
 from app.audit.models import AuditEntry
 from app.cart.models import Coupon
 from app.catalog.models import Course, Instructor
 from app.checkout.models import Order
+from app.earnings.models import CommissionRule, Statement
 from app.extensions import db
 from app.payments.models import (InboxNotification, OrphanPayment, PaymentAttempt, Refund,
                                  RejectedNotification)
 
 MONEY = "Money"
 CATALOG = "Catalog"
+EARNINGS = "Earnings"
 OPERATIONS = "Operations"
 
 
@@ -44,8 +49,13 @@ def init_admin(app: Flask) -> Admin:
         RejectedView(RejectedNotification, db, name="Rejected notifications", endpoint="rejected",
                      category=MONEY),
         CouponView(Coupon, db, name="Coupons", endpoint="coupon", category=CATALOG),
-        CourseView(Course, db, name="Courses", endpoint="course", category=CATALOG),
-        InstructorView(Instructor, db, name="Instructors", endpoint="instructor", category=CATALOG),
+        # Courses and instructors with their earnings pages (co-authors; balances, adjustments).
+        CourseWithAuthorsView(Course, db, name="Courses", endpoint="course", category=CATALOG),
+        InstructorWithEarningsView(Instructor, db, name="Instructors", endpoint="instructor", category=CATALOG),
+        CommissionRuleView(CommissionRule, db, name="Commission rules", endpoint="commission_rule",
+                           category=EARNINGS),
+        PayoutView(name="Payouts", endpoint="payout", category=EARNINGS),
+        StatementView(Statement, db, name="Statements", endpoint="statement", category=EARNINGS),
         ChannelHealthView(name="Channel health", endpoint="channel_health", category=OPERATIONS),
         FailedJobsView(name="Failed jobs", endpoint="failed_jobs", category=OPERATIONS),
         AuditView(AuditEntry, db, name="Audit log", endpoint="audit", category=OPERATIONS),

@@ -75,7 +75,7 @@ class CouponView(ServiceEditView):
 class CourseView(ServiceEditView):
     allow_edit = True
     form = CourseForm
-    column_list = ("id", "slug", "title_zh", "title_en", "price_fen", "commission_bps", "is_published")
+    column_list = ("id", "slug", "title_zh", "title_en", "price_fen", "is_published")
     column_formatters = formatters(money=("price_fen",), times=("created_at",))
     column_searchable_list = ("slug", "title_zh", "title_en")
     column_filters = ("is_published",)
@@ -89,7 +89,7 @@ class CourseView(ServiceEditView):
 class InstructorView(ServiceEditView):
     allow_edit = True
     form = InstructorForm
-    column_list = ("id", "name", "user_id", "commission_bps")
+    column_list = ("id", "name", "user_id")
     column_searchable_list = ("name",)
     column_details_exclude_list = ("courses",)
 

@@ -7,21 +7,25 @@ every POST, so they need no CSRF of their own.
 """
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Sequence
 
 from flask_admin.form import BaseForm
 from flask_wtf import FlaskForm
 from wtforms import (BooleanField, DateTimeLocalField, DecimalField, HiddenField, IntegerField,
                      SelectField, StringField, TextAreaField)
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 from app.accounts.models import ROLES
 from app.admin.services import CourseValues, InstructorValues
 from app.cart.services import CouponValues
+from app.earnings.rules import MAX_WEIGHT
 from app.money import MoneyFormatError, format_yuan, parse_yuan
-from app.timeutil import BEIJING, beijing, from_aware
+from app.timeutil import BEIJING, beijing, from_aware, now
 
 REASON_HELP = "Why: it is written to the audit log."
 
@@ -120,8 +124,6 @@ class CourseForm(BaseForm):
     summary_zh = TextAreaField("Summary (zh)")
     summary_en = TextAreaField("Summary (en)")
     price_yuan = StringField("Price (yuan)", validators=[DataRequired()])
-    commission_bps = IntegerField("Commission (basis points; empty: the instructor's rate)",
-                                  validators=[Optional(), NumberRange(0, 10000)])
     is_published = BooleanField("Published")
     reason = reason_field()
 
@@ -130,7 +132,7 @@ class CourseForm(BaseForm):
             title_zh=self.title_zh.data or "", title_en=self.title_en.data or "",
             summary_zh=self.summary_zh.data or "", summary_en=self.summary_en.data or "",
             price_fen=_fen(self.price_yuan.data, "price_yuan") or 0,
-            commission_bps=self.commission_bps.data, is_published=bool(self.is_published.data),
+            is_published=bool(self.is_published.data),
         )
 
     def prefill(self, course: object) -> None:
@@ -141,12 +143,11 @@ class InstructorForm(BaseForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=80)])
     bio_zh = TextAreaField("Bio (zh)")
     bio_en = TextAreaField("Bio (en)")
-    commission_bps = IntegerField("Commission (basis points)", validators=[InputRequired(), NumberRange(0, 10000)])
     reason = reason_field()
 
     def to_values(self) -> InstructorValues:
         return InstructorValues(name=self.name.data or "", bio_zh=self.bio_zh.data or "",
-                                bio_en=self.bio_en.data or "", commission_bps=self.commission_bps.data)
+                                bio_en=self.bio_en.data or "")
 
     def prefill(self, instructor: object) -> None:
         """Every field has its model attribute's name: nothing to convert."""
@@ -158,3 +159,156 @@ class RoleForm(BaseForm):
 
     def prefill(self, user: object) -> None:
         """The role field has the model attribute's name: nothing to convert."""
+
+
+# --- Instructor earnings: commission rules, co-authors, adjustments, payouts ---------
+
+# "12: 2", optionally followed by a note such as "(Li Xiao)"; ids and weights stay
+# well inside a database integer.
+AUTHOR_LINE_RE = re.compile(r"#?([0-9]{1,9})\s*[:：]\s*([0-9]{1,9})\s*(?:[(（#].*)?")
+PERIOD_PATTERN = r"^20[0-9]{2}-(0[1-9]|1[0-2])$"
+MINUS_SIGNS = ("-", "−", "－")  # ASCII, the Unicode minus, the full-width hyphen-minus
+
+
+def _optional_id(value: object) -> int | None:
+    """A select's value as a row id; the blank choice is None."""
+    if value is None or value == "":
+        return None
+    return int(str(value))
+
+
+def _choices(rows: Sequence[tuple[int, str]]) -> list[SelectChoice]:
+    return [SelectChoice("", "—")] + [SelectChoice(str(row_id), label) for row_id, label in rows]
+
+
+def _this_minute_in_beijing() -> datetime:
+    return beijing(now()).replace(tzinfo=None, second=0, microsecond=0)
+
+
+@dataclass(frozen=True)
+class RuleValues:
+    rate_bps: int
+    effective_from: datetime | None  # naive UTC; None: from this moment
+    instructor_id: int | None
+    course_id: int | None
+
+
+class CommissionRuleForm(BaseForm):
+    scope = SelectField("Applies to", choices=[
+        SelectChoice("instructor", "An instructor: their default rate for all their courses"),
+        SelectChoice("course", "One course: overrides its instructor's default"),
+    ])
+    instructor_id = SelectField("Instructor (when the rule applies to an instructor)", coerce=_optional_id,
+                                choices=[SelectChoice("", "—")])
+    course_id = SelectField("Course (when the rule applies to one course)", coerce=_optional_id,
+                            choices=[SelectChoice("", "—")])
+    percent = DecimalField(
+        "Instructor share, in percent (0–100, at most two decimals)", places=2,
+        validators=[InputRequired("Please give the share."), NumberRange(0, 100)],
+        description="Of each order line net of tax: 70 means 70 % (7000 basis points).",
+    )
+    effective_from = DateTimeLocalField(
+        "Takes effect (Beijing time)", format="%Y-%m-%dT%H:%M", default=_this_minute_in_beijing,
+        validators=[Optional()],
+        description="Now or later: orders already placed keep their rate. "
+                    "Empty or the current minute: from this moment.",
+    )
+    reason = reason_field()
+
+    def set_scopes(self, instructors: Sequence[tuple[int, str]], courses: Sequence[tuple[int, str]]) -> None:
+        """The rows to choose from, as ``(id, label)``."""
+        self.instructor_id.choices = _choices(instructors)
+        self.course_id.choices = _choices(courses)
+
+    def to_values(self) -> RuleValues:
+        bps = (self.percent.data or Decimal(0)) * 100
+        if bps != bps.to_integral_value():
+            raise FormValueError("percent", "Use at most two decimals.")
+        instructor_id = course_id = None
+        if self.scope.data == "course":
+            course_id = self.course_id.data
+            if course_id is None:
+                raise FormValueError("course_id", "Choose the course.")
+        else:
+            instructor_id = self.instructor_id.data
+            if instructor_id is None:
+                raise FormValueError("instructor_id", "Choose the instructor.")
+        return RuleValues(int(bps), self._effective_from(), instructor_id, course_id)
+
+    def _effective_from(self) -> datetime | None:
+        """The field has minutes only, so the current minute means "from this moment"
+        rather than the few seconds of it that have already passed."""
+        chosen = self.effective_from.data
+        if chosen is None or chosen == _this_minute_in_beijing():
+            return None
+        return beijing_to_utc(chosen)
+
+
+class CourseAuthorsForm(FlaskForm):
+    authors = TextAreaField(
+        "Authors and weights: one line per author, written “instructor id: weight”",
+        validators=[DataRequired("List the authors, at least the course's own instructor.")],
+        description="For example “12: 2” and “15: 1” on two lines split the instructor share 2 : 1. "
+                    "Anything in brackets after the weight is a note and is ignored. "
+                    "The course's own instructor must stay an author.",
+    )
+    reason = reason_field()
+
+    def parsed_authors(self) -> list[tuple[int, int]]:
+        """``(instructor_id, weight)`` per non-blank line; raises `FormValueError`."""
+        authors = []
+        for number, line in enumerate((self.authors.data or "").splitlines(), start=1):
+            text = line.strip()
+            if not text:
+                continue
+            match = AUTHOR_LINE_RE.fullmatch(text)
+            if match is None:
+                raise FormValueError("authors", f"Line {number}: write “instructor id: weight”, for example “12: 2”.")
+            weight = int(match.group(2))
+            if weight > MAX_WEIGHT:
+                raise FormValueError("authors", f"Line {number}: a weight is at most {MAX_WEIGHT}.")
+            authors.append((int(match.group(1)), weight))
+        return authors
+
+
+class AdjustmentForm(FlaskForm):
+    amount_yuan = StringField(
+        "Amount (yuan, signed)", validators=[DataRequired("Please give the amount.")],
+        description="50.00 credits the instructor's available balance; -50.00 takes it back.",
+    )
+    reason = TextAreaField(
+        "Reason", validators=[DataRequired("Please give a reason."), Length(max=200)],
+        description="The instructor sees it on their statement; it is also written to the audit log.",
+    )
+
+    def amount_fen(self) -> int:
+        """The signed amount in fen; raises `FormValueError`."""
+        text = "".join((self.amount_yuan.data or "").split())
+        sign = 1
+        if text.startswith(MINUS_SIGNS):
+            sign, text = -1, text[1:]
+        elif text.startswith("+"):
+            text = text[1:]
+        try:
+            return sign * parse_yuan(text)
+        except MoneyFormatError:
+            raise FormValueError("amount_yuan", "Enter signed yuan such as 50, 19.90 or -20.") from None
+
+
+class PayoutBatchForm(FlaskForm):
+    period = StringField("Period (YYYY-MM)", validators=[
+        DataRequired("Please give the period."), Regexp(PERIOD_PATTERN, message="A month such as 2026-10."),
+    ], description="The month the batch pays for, in Beijing time; it names the transfers.")
+    minimum_yuan = StringField(
+        "Minimum to pay (yuan)", validators=[DataRequired("Please give the minimum.")],
+        description="Instructors whose available balance is below it wait for a later batch.",
+    )
+
+    def minimum_fen(self) -> int:
+        return _fen(self.minimum_yuan.data, "minimum_yuan") or 0
+
+
+class MarkPaidForm(FlaskForm):
+    bank_reference = StringField("Bank reference", validators=[
+        DataRequired("Please give the bank's reference."), Length(max=64),
+    ])

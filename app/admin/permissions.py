@@ -30,6 +30,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "instructor": STAFF,
     "failed_jobs": STAFF,
     "user": ADMIN_ONLY,
+    "commission_rule": STAFF,
+    # Payouts show where money goes and open the bank file; statements are instructors'
+    # earnings in full: finance's work, not support's.
+    "payout": FINANCE_AND_ADMIN,
+    "statement": FINANCE_AND_ADMIN,
 }
 
 ACTIONS: dict[tuple[str, str], frozenset[str]] = {
@@ -43,9 +48,19 @@ ACTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("coupon", "create"): FINANCE_AND_ADMIN,
     ("coupon", "edit"): FINANCE_AND_ADMIN,
     ("course", "edit"): ADMIN_ONLY,
-    ("instructor", "edit"): FINANCE_AND_ADMIN,  # the commission rate is money
+    ("instructor", "edit"): FINANCE_AND_ADMIN,
     ("user", "edit"): ADMIN_ONLY,  # the role change form
     ("failed_jobs", "requeue"): ADMIN_ONLY,
+    # Instructor earnings: every change here moves or decides money. The earnings
+    # services check the payout and adjustment roles again.
+    ("commission_rule", "create"): FINANCE_AND_ADMIN,
+    ("commission_rule", "withdraw"): FINANCE_AND_ADMIN,
+    ("course", "authors"): FINANCE_AND_ADMIN,
+    ("instructor", "adjust"): FINANCE_AND_ADMIN,
+    ("payout", "create_batch"): FINANCE_AND_ADMIN,
+    ("payout", "export_batch"): FINANCE_AND_ADMIN,
+    ("payout", "mark_paid"): FINANCE_AND_ADMIN,
+    ("payout", "mark_failed"): FINANCE_AND_ADMIN,
 }
 
 

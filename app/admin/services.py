@@ -26,7 +26,6 @@ class CourseValues:
     summary_zh: str
     summary_en: str
     price_fen: int
-    commission_bps: int | None  # None: the instructor's rate applies
     is_published: bool
 
 
@@ -35,7 +34,6 @@ class InstructorValues:
     name: str
     bio_zh: str
     bio_en: str
-    commission_bps: int
 
 
 def _reason(reason: str) -> str:
@@ -43,11 +41,6 @@ def _reason(reason: str) -> str:
     if not text:
         raise EditError("reason_required", "Please give a reason.")
     return text
-
-
-def _check_bps(bps: int | None, what: str) -> None:
-    if bps is not None and not 0 <= bps <= 10000:
-        raise EditError("commission_bps", f"The {what} is between 0 and 10000 basis points.")
 
 
 def _apply(row: Any, target_type: str, values: Mapping[str, Any], staff_id: int, reason: str) -> None:
@@ -63,8 +56,8 @@ def _apply(row: Any, target_type: str, values: Mapping[str, Any], staff_id: int,
 
 
 def update_course(course_id: int, values: CourseValues, staff_id: int, reason: str) -> None:
-    """Edit a course. Orders keep their snapshots, so a new price or rate applies only
-    to sales from now on."""
+    """Edit a course. Orders keep their snapshots, so a new price applies only to sales
+    from now on. Rates are commission rules (app/earnings/rules.py), not edits."""
     text = _reason(reason)
     course = db.session.get(Course, course_id)
     if course is None:
@@ -73,17 +66,15 @@ def update_course(course_id: int, values: CourseValues, staff_id: int, reason: s
         raise EditError("title_required", "A course needs both titles.")
     if values.price_fen < 0:
         raise EditError("price", "A price cannot be negative.")
-    _check_bps(values.commission_bps, "commission rate")
     _apply(course, "course", vars(values), staff_id, text)
 
 
 def update_instructor(instructor_id: int, values: InstructorValues, staff_id: int, reason: str) -> None:
-    """Edit an instructor; a new default rate applies to sales from now on."""
+    """Edit an instructor's name and bio."""
     text = _reason(reason)
     instructor = db.session.get(Instructor, instructor_id)
     if instructor is None:
         raise EditError("not_found", "No such instructor.")
     if not values.name.strip():
         raise EditError("name_required", "An instructor needs a name.")
-    _check_bps(values.commission_bps, "commission rate")
     _apply(instructor, "instructor", vars(values), staff_id, text)

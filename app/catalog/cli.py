@@ -9,6 +9,7 @@ from app.accounts.services import create_user, find_user
 from app.cart.models import Coupon
 from app.catalog import demo_data
 from app.catalog.models import Course, Instructor, Lesson
+from app.earnings.rules import add_rule
 from app.extensions import db
 
 
@@ -18,10 +19,13 @@ def seed_demo() -> bool:
         return False
     instructors = []
     for spec in demo_data.INSTRUCTORS:
-        instructor = Instructor(**spec)
+        values = dict(spec)
+        rate_bps = values.pop("rate_bps")
+        instructor = Instructor(**values)
         db.session.add(instructor)
+        db.session.flush()
+        add_rule(rate_bps, None, None, "demo catalog", instructor_id=instructor.id)
         instructors.append(instructor)
-    db.session.flush()
     courses: dict[str, Course] = {}
     for slug, who, title_zh, title_en, price, summary_zh, summary_en, colours in demo_data.COURSES:
         course = Course(
@@ -49,6 +53,9 @@ def seed_demo() -> bool:
     email, password, name = demo_data.DEMO_LEARNER
     if find_user(email) is None:
         create_user(email, password, name)
+    email, password, name = demo_data.DEMO_INSTRUCTOR
+    if find_user(email) is None:
+        instructors[0].user_id = create_user(email, password, name, role="instructor")
     db.session.flush()
     return True
 

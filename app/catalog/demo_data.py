@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 INSTRUCTORS = [
-    {"name": "林晓 Lin Xiao", "commission_bps": 7000,
+    {"name": "林晓 Lin Xiao", "rate_bps": 7000,
      "bio_zh": "前大型互联网公司后端架构师，十年分布式系统经验。",
      "bio_en": "Former backend architect at a large internet company; ten years of distributed systems."},
-    {"name": "陈思远 Chen Siyuan", "commission_bps": 6500,
+    {"name": "陈思远 Chen Siyuan", "rate_bps": 6500,
      "bio_zh": "数据科学家，专注机器学习工程化。",
      "bio_en": "Data scientist focused on putting machine learning into production."},
-    {"name": "王雅 Wang Ya", "commission_bps": 7000,
+    {"name": "王雅 Wang Ya", "rate_bps": 7000,
      "bio_zh": "独立设计师，为多家创业公司打造品牌与产品体验。",
      "bio_en": "Independent designer who built brands and products for many start-ups."},
-    {"name": "Emily Zhou 周怡", "commission_bps": 6000,
+    {"name": "Emily Zhou 周怡", "rate_bps": 6000,
      "bio_zh": "双语讲师，雅思口语考官。",
      "bio_en": "Bilingual teacher and former IELTS speaking examiner."},
 ]
@@ -72,3 +72,5 @@ COUPONS = [
 ]
 
 DEMO_LEARNER = ("learner@example.com", "learner-pass", "Demo Learner")
+# Logs in as the first instructor, to see earnings and statements.
+DEMO_INSTRUCTOR = ("teacher@example.com", "teacher-pass", "林晓 Lin Xiao")

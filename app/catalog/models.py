@@ -11,17 +11,11 @@ from app.timeutil import system_now
 
 class Instructor(db.Model):
     __tablename__ = "instructors"
-    __table_args__ = (
-        CheckConstraint("commission_bps BETWEEN 0 AND 10000", name="commission_bps"),
-    )
-
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), unique=True)
     name: Mapped[str] = mapped_column(String(80))
     bio_zh: Mapped[str] = mapped_column(Text, default="")
     bio_en: Mapped[str] = mapped_column(Text, default="")
-    # The instructor's share of a sale, net of tax, in basis points (7000 = 70 %).
-    commission_bps: Mapped[int] = mapped_column(default=7000)
 
     courses: Mapped[list[Course]] = relationship(back_populates="instructor")
 
@@ -30,10 +24,6 @@ class Course(db.Model):
     __tablename__ = "courses"
     __table_args__ = (
         CheckConstraint("price_fen >= 0", name="price_fen"),
-        CheckConstraint(
-            "commission_bps IS NULL OR commission_bps BETWEEN 0 AND 10000",
-            name="commission_bps",
-        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -44,8 +34,6 @@ class Course(db.Model):
     summary_zh: Mapped[str] = mapped_column(Text, default="")
     summary_en: Mapped[str] = mapped_column(Text, default="")
     price_fen: Mapped[int]
-    # A per-course override of the instructor's rate; None means the instructor default.
-    commission_bps: Mapped[int | None]
     # Two CSS colours of the drawn cover, so the catalog needs no network images.
     cover_from: Mapped[str] = mapped_column(String(9), default="#3b82f6")
     cover_to: Mapped[str] = mapped_column(String(9), default="#1e3a8a")
@@ -56,12 +44,6 @@ class Course(db.Model):
     lessons: Mapped[list[Lesson]] = relationship(
         back_populates="course", order_by="Lesson.position"
     )
-
-    @property
-    def effective_commission_bps(self) -> int:
-        if self.commission_bps is not None:
-            return self.commission_bps
-        return self.instructor.commission_bps
 
 
 class Lesson(db.Model):

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 from app.timeutil import system_now
+
+if TYPE_CHECKING:
+    from app.earnings.models import OrderLineShare
 
 ORDER_STATUSES = ("pending", "paid", "partially_refunded", "refunded", "closed")
 
@@ -74,3 +78,5 @@ class OrderLine(db.Model):
     amount_fen: Mapped[int]
 
     order: Mapped[Order] = relationship(back_populates="lines")
+    # Each author's part of the instructor share, fixed at sale (app/earnings).
+    shares: Mapped[list[OrderLineShare]] = relationship(order_by="OrderLineShare.id")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Sequence
 
 from flask import current_app
@@ -12,11 +12,13 @@ from sqlalchemy import func, select
 
 from app.accounts.models import User
 from app.cart.coupons import check_coupon, find_coupon, redeem
-from app.cart.pricing import PriceLine, quote
+from app.cart.pricing import PricedLine, PriceLine, quote
 from app.cart.services import tax_rate
 from app.catalog.models import Course
 from app.catalog.services import owned_course_ids
 from app.checkout.models import Order, OrderLine
+from app.earnings.models import OrderLineShare
+from app.earnings.rules import authors_of, rate_for, split_share
 from app.extensions import db
 from app.payments.models import PaymentAttempt
 from app.payments.registry import enabled_channels, unavailable_reason
@@ -108,25 +110,41 @@ def place_order(request: OrderRequest) -> int:
     )
     by_id = {course.id: course for course in courses}
     for line in priced.lines:
-        course = by_id[line.course_id]
-        order.lines.append(
-            OrderLine(
-                course_id=course.id,
-                title=course.title_zh,
-                instructor_id=course.instructor_id,
-                commission_bps=course.effective_commission_bps,
-                list_price_fen=line.list_price_fen,
-                discount_fen=line.discount_fen,
-                tax_fen=line.tax_fen,
-                amount_fen=line.amount_fen,
-            )
-        )
+        order.lines.append(_sold_line(by_id[line.course_id], line, order.created_at))
     db.session.add(order)
     db.session.flush()
     if coupon is not None:
         redeem(coupon, request.user_id, order.id)
     new_attempt(order, request.channel)
     return order.id
+
+
+def _sold_line(course: Course, priced: PricedLine, placed_at: datetime) -> OrderLine:
+    """The line as sold: price, rate and each author's share are fixed here for good."""
+    rate_bps = rate_for(course, placed_at)
+    if rate_bps is None:
+        # Selling without a revenue-share rule would leave the instructor's part unexplained.
+        raise CheckoutError("not_for_sale", f"{course.title_zh} cannot be bought right now.")
+    line = OrderLine(
+        course_id=course.id,
+        title=course.title_zh,
+        instructor_id=course.instructor_id,
+        commission_bps=rate_bps,
+        list_price_fen=priced.list_price_fen,
+        discount_fen=priced.discount_fen,
+        tax_fen=priced.tax_fen,
+        amount_fen=priced.amount_fen,
+    )
+    line.shares = [
+        OrderLineShare(
+            instructor_id=split.instructor_id,
+            weight=split.weight,
+            weight_total=split.weight_total,
+            share_fen=split.share_fen,
+        )
+        for split in split_share(priced.amount_fen - priced.tax_fen, rate_bps, authors_of(course))
+    ]
+    return line
 
 
 def _courses_for(request: OrderRequest) -> list[Course]:

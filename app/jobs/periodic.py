@@ -16,6 +16,8 @@ from flask import Flask
 from sqlalchemy import select, update
 
 from app.checkout.models import Order
+from app.earnings.maturity import due_order_ids
+from app.earnings.statements import instructors_due
 from app.extensions import db
 from app.jobs import enqueue
 from app.payments.models import InboxNotification, PaymentAttempt
@@ -109,6 +111,24 @@ def send_due_refunds() -> int:
     return len(claimed)
 
 
+def release_due_earnings() -> int:
+    """Enqueue the release of shares whose refund window has closed."""
+    order_ids = due_order_ids(SWEEP_BATCH)
+    db.session.commit()
+    for order_id in order_ids:
+        enqueue("release_earnings", order_id)
+    return len(order_ids)
+
+
+def close_due_statements() -> int:
+    """Enqueue the closing of ended months that have no statement yet."""
+    instructor_ids = instructors_due()
+    db.session.commit()
+    for instructor_id in instructor_ids:
+        enqueue("close_statements", instructor_id)
+    return len(instructor_ids)
+
+
 def tick() -> dict[str, int]:
     """One round of periodic work, in an order where each step can feed the next."""
     return {
@@ -116,6 +136,8 @@ def tick() -> dict[str, int]:
         "attempts_queried": query_due_attempts(),
         "orders_due": expire_due_orders(),
         "refunds_sent": send_due_refunds(),
+        "earnings_released": release_due_earnings(),
+        "statements_due": close_due_statements(),
     }
 
 

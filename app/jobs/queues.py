@@ -38,6 +38,10 @@ JOB_SPECS: dict[str, JobSpec] = {
     "expire_order": _spec("expire_order", "payments", (5, 15)),
     "close_attempt": _spec("close_attempt", "payments", (5, 15, 60)),
     "execute_refund": _spec("execute_refund", "refunds", (10, 60, 300)),
+    # Bookkeeping jobs: nothing outside waits on them, and the periodic round finds
+    # whatever a lost or failed one left undone.
+    "release_earnings": _spec("release_earnings", "default", (30, 300)),
+    "close_statements": _spec("close_statements", "default", (60, 600)),
 }
 
 QUEUE_NAMES = ("payments", "refunds", "default")

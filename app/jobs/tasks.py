@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 
+from app.earnings.maturity import release_order
+from app.earnings.statements import close_statement, due_periods
 from app.extensions import db
 from app.jobs import enqueue
 from app.jobs.runner import job
@@ -57,3 +59,21 @@ def execute_refund(refund_id: int) -> str:
     outcome = resolution.run_refund(refund_id)
     log.info("refund %s: %s", refund_id, outcome)
     return outcome
+
+
+@job
+def release_earnings(order_id: int) -> str:
+    released = release_order(order_id)
+    db.session.commit()
+    return f"released {released} line(s)"
+
+
+@job
+def close_statements(instructor_id: int) -> str:
+    """Close every ended month of one instructor, oldest first, each in its own commit."""
+    closed = []
+    for period in due_periods(instructor_id):
+        close_statement(instructor_id, period)
+        db.session.commit()
+        closed.append(period)
+    return f"closed {', '.join(closed) or 'nothing'}"

@@ -10,7 +10,6 @@ from app.checkout.models import Order, OrderLine
 from app.extensions import db
 from app.ledger import accounts
 from app.ledger.models import JournalEntry, Posting
-from app.money import apply_bps
 from app.timeutil import now
 
 
@@ -44,54 +43,87 @@ def post_entry(
     return entry.id
 
 
-def line_legs(line: OrderLine) -> list[tuple[str, int]]:
-    """What one line's sale credits: tax, the instructor's pending share (the line's rate
-    applied to its amount net of tax) and platform revenue. Negative, as credits are."""
+def release_key(order_line_id: int) -> str:
+    """The source key of the entry that made a line's shares available."""
+    return f"release:{order_line_id}"
+
+
+def released_line_ids(order_line_ids: Sequence[int]) -> set[int]:
+    if not order_line_ids:
+        return set()
+    keys = {release_key(line_id): line_id for line_id in order_line_ids}
+    found = db.session.scalars(select(JournalEntry.source_key).where(JournalEntry.source_key.in_(keys)))
+    return {keys[key] for key in found}
+
+
+def line_legs(line: OrderLine, released: bool = False) -> list[tuple[str, int]]:
+    """What one line's sale credits: tax, each author's share (fixed at sale, pending until
+    released) and platform revenue, which keeps the rest. Negative, as credits are."""
     net = line.amount_fen - line.tax_fen
-    share = apply_bps(net, line.commission_bps)
-    return [
-        (accounts.TAX_PAYABLE, -line.tax_fen),
-        (accounts.instructor_pending(line.instructor_id), -share),
-        (accounts.PLATFORM_REVENUE, -(net - share)),
-    ]
-
-
-def sale_legs(order: Order, channel: str) -> list[tuple[str, int]]:
-    """A paid order split into tax, instructor pending shares and platform revenue."""
-    legs: list[tuple[str, int]] = [(accounts.channel(channel), order.total_fen)]
-    for line in order.lines:
-        legs.extend(line_legs(line))
+    legs = [(accounts.TAX_PAYABLE, -line.tax_fen)]
+    for share in line.shares:
+        account = (accounts.instructor_available if released else accounts.instructor_pending)
+        legs.append((account(share.instructor_id), -share.share_fen))
+    legs.append((accounts.PLATFORM_REVENUE, -(net - sum(share.share_fen for share in line.shares))))
     return legs
 
 
-def post_refund(order: Order, lines: Sequence[OrderLine], channel: str, refund_id: int) -> int:
-    """Reverse the refunded lines' legs exactly: refunding every line of an order brings
-    each of its accounts back to zero, to the fen."""
-    legs: list[tuple[str, int]] = [(accounts.channel(channel), -sum(line.amount_fen for line in lines))]
+def _received(channel: str, amount_fen: int, fee_fen: int) -> list[tuple[str, int]]:
+    """Money in at a channel: it owes us the amount less its fee, which is our expense."""
+    return [(accounts.channel(channel), amount_fen - fee_fen), (accounts.CHANNEL_FEES, fee_fen)]
+
+
+def post_sale(order: Order, channel: str, attempt_id: int, fee_fen: int) -> int:
+    """A paid order split into tax, instructor pending shares and platform revenue."""
+    legs = _received(channel, order.total_fen, fee_fen)
+    for line in order.lines:
+        legs.extend(line_legs(line))
+    return post_entry(
+        "payment", f"payment:{attempt_id}", legs, order_id=order.id,
+        memo=f"order {order.order_no} paid by {channel}",
+    )
+
+
+def post_refund(
+    order: Order, lines: Sequence[OrderLine], channel: str, refund_id: int, fee_fen: int
+) -> int:
+    """Reverse the refunded lines' legs exactly, and the fee the channel gives back.
+
+    A share still pending comes back out of pending; one already released claws back
+    from available, which may go negative and is netted against later earnings.
+    Refunding every line of an order brings each of its accounts back to zero, to the fen.
+    """
+    released = released_line_ids([line.id for line in lines])
+    legs = [(account, -amount) for account, amount in _received(
+        channel, sum(line.amount_fen for line in lines), fee_fen)]
     for line in lines:
-        legs.extend((account, -amount) for account, amount in line_legs(line))
+        legs.extend((account, -amount) for account, amount in line_legs(line, line.id in released))
     return post_entry(
         "refund", f"refund:{refund_id}", legs, order_id=order.id,
         memo=f"refund of {len(lines)} line(s) of order {order.order_no}",
     )
 
 
-def post_sale(order: Order, channel: str, attempt_id: int) -> int:
+def post_release(line: OrderLine) -> int:
+    """The line's refund window closed: its shares move from pending to available."""
+    legs: list[tuple[str, int]] = []
+    for share in line.shares:
+        legs.append((accounts.instructor_pending(share.instructor_id), share.share_fen))
+        legs.append((accounts.instructor_available(share.instructor_id), -share.share_fen))
     return post_entry(
-        "payment",
-        f"payment:{attempt_id}",
-        sale_legs(order, channel),
-        order_id=order.id,
-        memo=f"order {order.order_no} paid by {channel}",
+        "release", release_key(line.id), legs, order_id=line.order_id,
+        memo=f"refund window of order line {line.id} closed",
     )
 
 
-def post_unallocated_receipt(order: Order, channel: str, attempt_id: int, amount_fen: int) -> int:
+def post_unallocated_receipt(
+    order: Order, channel: str, attempt_id: int, amount_fen: int, fee_fen: int
+) -> int:
     """Book money that arrived for an order that cannot keep it (an orphan payment)."""
     return post_entry(
         "orphan_payment",
         f"payment:{attempt_id}",
-        [(accounts.channel(channel), amount_fen), (accounts.UNALLOCATED_RECEIPTS, -amount_fen)],
+        _received(channel, amount_fen, fee_fen) + [(accounts.UNALLOCATED_RECEIPTS, -amount_fen)],
         order_id=order.id,
         memo=f"payment order {order.order_no} cannot keep; to be refunded",
     )
@@ -113,12 +145,14 @@ def unbalanced_entry_ids(entry_ids: Sequence[int] | None = None) -> list[int]:
     return list(db.session.scalars(query))
 
 
-def post_orphan_refund(order_id: int, channel: str, refund_id: int, amount_fen: int) -> int:
-    """Money held as unallocated went back to its payer: both legs return to zero."""
+def post_orphan_refund(order_id: int, channel: str, refund_id: int, amount_fen: int, fee_fen: int) -> int:
+    """Money held as unallocated went back to its payer, and the channel its fee to us:
+    every leg of the orphan payment returns to zero."""
+    legs = [(account, -amount) for account, amount in _received(channel, amount_fen, fee_fen)]
     return post_entry(
         "orphan_refund",
         f"refund:{refund_id}",
-        [(accounts.UNALLOCATED_RECEIPTS, amount_fen), (accounts.channel(channel), -amount_fen)],
+        legs + [(accounts.UNALLOCATED_RECEIPTS, amount_fen)],
         order_id=order_id,
         memo="system refund of an orphan payment",
     )

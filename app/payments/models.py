@@ -33,6 +33,8 @@ class PaymentAttempt(db.Model):
     succeeded_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(255))
+    # What the channel keeps of this payment (app/ledger/fees.py), set when it succeeds.
+    fee_fen: Mapped[int | None]
     # Active query (DESIGN.md §8): when to ask the channel next while still "created",
     # and how often we asked; the QR's issue time starts the schedule.
     qr_issued_at: Mapped[datetime | None]
@@ -135,6 +137,8 @@ class Refund(db.Model):
     reason: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16), index=True)
     channel_refund_no: Mapped[str | None] = mapped_column(String(64))
+    # The part of the payment's fee the channel gave back with this refund.
+    fee_fen: Mapped[int | None]
     tries: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(String(255))
     next_check_at: Mapped[datetime | None] = mapped_column(index=True)

@@ -19,6 +19,7 @@ from app.audit.services import record
 from app.catalog.models import Enrollment, Lesson, LessonView
 from app.checkout.models import Order, OrderLine
 from app.extensions import db
+from app.ledger.fees import refund_fee
 from app.ledger.services import post_refund
 from app.payments.models import OrphanPayment, PaymentAttempt, Refund, RefundLine
 from app.payments.transitions import compare_and_set
@@ -297,7 +298,7 @@ def complete_customer_refund(refund: Refund) -> None:
     assert order is not None
     line_ids = {line.order_line_id for line in refund.lines}
     lines = [line for line in order.lines if line.id in line_ids]
-    post_refund(order, lines, refund.attempt.channel, refund.id)
+    post_refund(order, lines, refund.attempt.channel, refund.id, book_returned_fee(refund))
     refunded = db.session.scalar(
         select(func.coalesce(func.sum(Refund.amount_fen), 0)).where(
             Refund.order_id == order.id, Refund.kind == "customer", Refund.status == "succeeded"
@@ -309,6 +310,23 @@ def complete_customer_refund(refund: Refund) -> None:
         _revoke_unless_held_elsewhere(order.user_id, line.course_id, order.id)
     record(None, "refund.succeeded", "refund", refund.id, "the channel returned the money",
            None, {"amount_fen": refund.amount_fen, "order_status": db.session.get(Order, order.id).status})
+
+
+def book_returned_fee(refund: Refund) -> int:
+    """Fix on the refund the part of its payment's fee the channel gave back.
+
+    Runs under the order's lock (or for the only refund of an orphan payment), so the
+    running total it reads cannot move meanwhile.
+    """
+    refunded_before = db.session.scalar(
+        select(func.coalesce(func.sum(Refund.amount_fen), 0)).where(
+            Refund.attempt_id == refund.attempt_id, Refund.status == "succeeded", Refund.id != refund.id
+        )
+    )
+    attempt = refund.attempt
+    refund.fee_fen = refund_fee(attempt.fee_fen or 0, attempt.amount_fen, refunded_before, refund.amount_fen)
+    db.session.flush()
+    return refund.fee_fen
 
 
 def _revoke_unless_held_elsewhere(user_id: int, course_id: int, refunded_order_id: int) -> None:

@@ -13,7 +13,7 @@ from app.extensions import db
 from app.ledger.services import post_orphan_refund
 from app.payments.channels.base import RefundRequest, RefundResult, RefundState
 from app.payments.models import PaymentAttempt, Refund
-from app.payments.refund_workflow import complete_customer_refund
+from app.payments.refund_workflow import book_returned_fee, complete_customer_refund
 from app.payments.transitions import compare_and_set
 from app.timeutil import from_aware, now
 
@@ -91,7 +91,10 @@ def apply_refund_result(refund_id: int, result: RefundResult) -> str:
     ):
         return "settled concurrently"
     if refund.kind == "orphan":
-        post_orphan_refund(refund.order_id, refund.attempt.channel, refund.id, refund.amount_fen)
+        post_orphan_refund(
+            refund.order_id, refund.attempt.channel, refund.id, refund.amount_fen,
+            book_returned_fee(refund),
+        )
     else:
         complete_customer_refund(refund)
     return "succeeded"

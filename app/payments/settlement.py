@@ -16,6 +16,7 @@ from app.cart import coupons
 from app.catalog.models import Course, Enrollment
 from app.checkout.models import Order
 from app.extensions import db
+from app.ledger.fees import payment_fee
 from app.ledger.services import post_sale, post_unallocated_receipt
 from app.payments.channels.base import TradeState, TradeStatus
 from app.payments.models import OrphanPayment, PaymentAttempt
@@ -63,9 +64,13 @@ def settle_payment(
     if attempt.status == "succeeded":
         return Settlement("duplicate: attempt already succeeded")
     moment = paid_at or now()
+    # The fee is fixed with the payment, so a later change of rate never alters what a
+    # refund of it gives back.
+    fee_fen = payment_fee(attempt.channel, attempt.amount_fen)
     won = compare_and_set(
         PaymentAttempt, attempt.id, "attempt", attempt.status, "succeed",
         channel_trade_no=channel_trade_no or None, succeeded_at=moment, next_query_at=None,
+        fee_fen=fee_fen,
     )
     if not won:
         return Settlement("duplicate: attempt settled concurrently")
@@ -74,7 +79,7 @@ def settle_payment(
     assert order is not None
     owned = _owned_elsewhere(order)
     if not owned and compare_and_set(Order, order.id, "order", "pending", "pay", paid_at=moment):
-        _fulfil(order, attempt)
+        _fulfil(order, attempt, fee_fen)
         return Settlement("paid")
     db.session.refresh(order)
     if owned:
@@ -85,14 +90,14 @@ def settle_payment(
             Order, order.id, "order", "closed", "pay_late", paid_at=moment
         ):
             coupons.reclaim(order.id)
-            _fulfil(order, attempt)
+            _fulfil(order, attempt, fee_fen)
             _record_orphan(attempt, "paid after the order had closed", "fulfilled")
             return Settlement("paid (late, after the order closed)")
         reason = f"paid after the order had closed, and {refusal or 'the order changed meanwhile'}"
     else:
         reason = "the order was already paid by another attempt"
     # The money is ours to give back: book it as unallocated, then refund it in full.
-    post_unallocated_receipt(order, attempt.channel, attempt.id, attempt.amount_fen)
+    post_unallocated_receipt(order, attempt.channel, attempt.id, attempt.amount_fen, fee_fen)
     refund_id = open_system_refund(attempt, reason)
     _record_orphan(attempt, reason, "refunded", refund_id)
     log.warning("orphan payment on attempt %s (order %s): %s", attempt.id, order.order_no, reason)
@@ -148,8 +153,8 @@ def _record_orphan(
     db.session.flush()
 
 
-def _fulfil(order: Order, attempt: PaymentAttempt) -> None:
-    post_sale(order, attempt.channel, attempt.id)
+def _fulfil(order: Order, attempt: PaymentAttempt, fee_fen: int) -> None:
+    post_sale(order, attempt.channel, attempt.id, fee_fen)
     grant_enrollments(order)
 
 

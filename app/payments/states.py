@@ -61,11 +61,18 @@ INBOX: Mapping[tuple[str, str], str] = {
     ("failed", "fail"): "failed",
 }
 
+PAYOUT: Mapping[tuple[str, str], str] = {
+    ("pending", "pay"): "paid",
+    # The bank returned the transfer: the money goes back to the instructor's available.
+    ("pending", "fail"): "failed",
+}
+
 MACHINES: Mapping[str, Mapping[tuple[str, str], str]] = {
     "order": ORDER,
     "attempt": ATTEMPT,
     "refund": REFUND,
     "inbox": INBOX,
+    "payout": PAYOUT,
 }
 
 TERMINAL_ORDER_STATUSES = frozenset({"paid", "partially_refunded", "refunded", "closed"})

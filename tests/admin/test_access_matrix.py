@@ -17,6 +17,10 @@ from app.admin.base import StaffModelView
 from app.admin.permissions import ACTIONS, PERMISSIONS, may, may_view
 from app.audit.models import AuditEntry
 from app.cart.models import Coupon
+from app.earnings import adjustments, payouts
+from app.earnings.bank_accounts import save_bank_account
+from app.earnings.models import CommissionRule
+from app.earnings.statements import close_statement
 from app.extensions import db
 from app.payments.models import InboxNotification, PaymentAttempt
 from app.payments.refund_workflow import SECOND_APPROVERS
@@ -50,6 +54,12 @@ def row_ids(app: Flask, paid_order: PaidOrder, staff: dict[str, int]) -> dict[st
     refund_id = request_refund(app, paid_order)
     with app.app_context():
         coupon_id = make_coupon("MATRIX")
+        # Earnings rows: a payout batch (instructor 1 has a bank account and is owed money)
+        # and a closed statement.
+        save_bank_account(1, "Matrix Teacher", "ICBC Beijing", "6222 0202 0011 2233 445", staff["admin"])
+        adjustments.post_adjustment(1, 20000, "matrix", staff["finance"])
+        batch_id = payouts.create_batch("2026-10", 10000, staff["finance"]).batch_id
+        statement_id = close_statement(1, "2026-10").id
         db.session.commit()
         return {
             "order": paid_order.order_id,
@@ -61,6 +71,9 @@ def row_ids(app: Flask, paid_order: PaidOrder, staff: dict[str, int]) -> dict[st
             "instructor": 1,
             "user": staff["support"],
             "audit": db.session.scalar(select(func.min(AuditEntry.id))) or 1,
+            "commission_rule": db.session.scalar(select(func.min(CommissionRule.id))),
+            "payout": batch_id,
+            "statement": statement_id,
         }
 
 
@@ -152,7 +165,7 @@ def test_the_anonymous_are_sent_to_log_in_and_come_back(app: Flask, client: Flas
     assert response.headers["Location"] == "/login?next=/admin/refund/?page%3D1"
 
 
-MONEY_VIEWS = ["order", "attempt", "inbox", "refund", "orphan", "rejected", "audit"]
+MONEY_VIEWS = ["order", "attempt", "inbox", "refund", "orphan", "rejected", "audit", "statement"]
 
 
 @pytest.mark.parametrize("endpoint", MONEY_VIEWS)
@@ -181,3 +194,42 @@ def test_a_coupon_is_never_deleted(app: Flask, client_as: Callable[[str], FlaskC
     assert response.status_code == 403
     with app.app_context():
         assert db.session.get(Coupon, row_ids["coupon"]) is not None
+
+
+# The earnings issue's access rules, written out on their own rather than read from
+# permissions.py, so a change to the table that breaks them fails here. None: seeing the view.
+EARNINGS_ACCESS: dict[tuple[str, str | None], set[str]] = {
+    ("commission_rule", None): {"support", "finance", "admin"},
+    ("commission_rule", "create"): {"finance", "admin"},
+    ("commission_rule", "withdraw"): {"finance", "admin"},
+    ("course", "authors"): {"finance", "admin"},
+    ("instructor", None): {"support", "finance", "admin"},
+    ("instructor", "adjust"): {"finance", "admin"},
+    ("payout", None): {"finance", "admin"},
+    ("payout", "create_batch"): {"finance", "admin"},
+    ("payout", "export_batch"): {"finance", "admin"},
+    ("payout", "mark_paid"): {"finance", "admin"},
+    ("payout", "mark_failed"): {"finance", "admin"},
+    ("statement", None): {"finance", "admin"},
+}
+
+
+@pytest.mark.parametrize(("view", "action"), list(EARNINGS_ACCESS))
+def test_the_earnings_views_follow_the_issue(view: str, action: str | None) -> None:
+    roles = {None, "learner", "instructor", "support", "finance", "admin"}
+    allowed = {role for role in roles if (may_view(role, view) if action is None else may(role, view, action))}
+    assert allowed == EARNINGS_ACCESS[(view, action)]
+
+
+@pytest.mark.parametrize("endpoint", ["commission_rule", "payout", "statement"])
+def test_the_earnings_views_are_in_the_matrix(app: Flask, endpoint: str) -> None:
+    routes = [(function, method) for view, function, _, method in admin_routes(app) if view.endpoint == endpoint]
+    assert ("index" if endpoint == "payout" else "index_view", "GET") in routes
+    assert any(method == "POST" for _, method in routes) or endpoint == "statement"
+
+
+def test_the_earnings_actions_match_the_services() -> None:
+    """The back office offers payouts and adjustments to the roles the services accept."""
+    for action in ("create_batch", "export_batch", "mark_paid", "mark_failed"):
+        assert ACTIONS[("payout", action)] == payouts.PAYOUT_STAFF
+    assert ACTIONS[("instructor", "adjust")] == adjustments.ADJUSTING_STAFF

@@ -1,0 +1,128 @@
+"""Instructor bank accounts, sealed with AES-256-GCM under ``FIELD_ENCRYPTION_KEY``.
+
+The number is only ever opened for the payout export; everywhere else it shows masked.
+Without a configured key (development only: production refuses to start), a key is
+generated once into ``KEYS_DIR`` so sealed values survive restarts.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import current_app
+from sqlalchemy import select
+
+from app.audit.services import record
+from app.earnings.models import BankAccount
+from app.extensions import db
+from app.fieldcrypto import (
+    Keyring, SealedField, generate_key_entry, normalize_account_number, parse_keyring,
+)
+from app.timeutil import now
+
+DEV_KEY_FILE = "field_encryption.key"
+MAX_NAME = 80
+# A cell starting with one of these is a formula to a spreadsheet: names go into the
+# bank file as typed (the bank's importer reads them raw), so such names are refused.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+class BankAccountError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def field_keyring() -> Keyring:
+    cached = current_app.extensions.get("cashier.field_keyring")
+    if cached is None:
+        text = current_app.config.get("FIELD_ENCRYPTION_KEY") or _dev_key_text()
+        cached = current_app.extensions["cashier.field_keyring"] = parse_keyring(text)
+    return cached
+
+
+def _dev_key_text() -> str:
+    path = Path(current_app.config["KEYS_DIR"]) / DEV_KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process wrote it first; read theirs
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(generate_key_entry("dev1"))
+    return path.read_text().strip()
+
+
+def context_for(instructor_id: int) -> str:
+    """Bound into each ciphertext, so a sealed number copied to another row won't open."""
+    return f"instructor:{instructor_id}:bank_account"
+
+
+def masked_number(last4: str) -> str:
+    """How a number shows everywhere but the payout export: its last four digits."""
+    return f"•••• {last4}"  # the only part of the number kept in clear
+
+
+def account_of(instructor_id: int) -> BankAccount | None:
+    return db.session.get(BankAccount, instructor_id)
+
+
+def save_bank_account(
+    instructor_id: int, holder: str, bank_name: str, number: str, actor_id: int
+) -> None:
+    """Store (or replace) where the instructor is paid. Audited, number never logged."""
+    holder, bank_name = " ".join((holder or "").split()), " ".join((bank_name or "").split())
+    if not holder or not bank_name:
+        raise BankAccountError("required", "Please give the account holder and the bank.")
+    if len(holder) > MAX_NAME or len(bank_name) > MAX_NAME:
+        raise BankAccountError("too_long", f"Names are at most {MAX_NAME} characters.")
+    if holder.startswith(FORMULA_STARTS) or bank_name.startswith(FORMULA_STARTS):
+        raise BankAccountError("name", "A name cannot start with = + - or @.")
+    try:
+        digits = normalize_account_number(number)
+    except ValueError as error:
+        raise BankAccountError("number", str(error)) from None
+    sealed = field_keyring().encrypt(digits, context_for(instructor_id))
+    account = db.session.get(BankAccount, instructor_id)
+    before = _snapshot(account)
+    if account is None:
+        account = BankAccount(instructor_id=instructor_id)
+        db.session.add(account)
+    account.account_holder = holder
+    account.bank_name = bank_name
+    account.key_id = sealed.key_id
+    account.ciphertext = sealed.ciphertext
+    account.last4 = digits[-4:]
+    account.updated_at = now()
+    db.session.flush()
+    record(actor_id, "bank_account.save", "instructor", instructor_id, "bank account changed",
+           before, _snapshot(account))
+
+
+def open_number(instructor_id: int, key_id: str, ciphertext: str) -> str:
+    """The account number in clear: for the payout export only."""
+    return field_keyring().decrypt(SealedField(key_id, ciphertext), context_for(instructor_id))
+
+
+def rotate_bank_accounts() -> int:
+    """Re-seal every number under the current key; returns how many changed."""
+    keyring = field_keyring()
+    changed = 0
+    for account in db.session.scalars(select(BankAccount)):
+        sealed = SealedField(account.key_id, account.ciphertext)
+        if keyring.needs_rotation(sealed):
+            fresh = keyring.rotate(sealed, context_for(account.instructor_id))
+            account.key_id, account.ciphertext = fresh.key_id, fresh.ciphertext
+            changed += 1
+    db.session.flush()
+    return changed
+
+
+def _snapshot(account: BankAccount | None) -> dict[str, str] | None:
+    if account is None:
+        return None
+    return {"holder": account.account_holder, "bank": account.bank_name,
+            "number": masked_number(account.last4), "key_id": account.key_id}
