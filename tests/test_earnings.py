@@ -2,6 +2,7 @@
 available after the refund window, claw-backs, payouts and monthly statements."""
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 
 import pytest
@@ -184,7 +185,7 @@ def test_a_payout_moves_available_to_clearing_and_the_bank_reference_settles_it(
         poor = make_instructor("Poor", 7000)
         nobank = make_instructor("No bank", 7000)
         for instructor_id, amount in ((teacher, 50000), (poor, 50), (nobank, 50000)):
-            adjustments.post_adjustment(instructor_id, amount, "opening balance", people["finance"])
+            adjustments.post_adjustment(instructor_id, amount, "opening balance", people["finance"], uuid.uuid4().hex)
         save_bank_account(teacher, "T", "Bank", "6222 0202 0000 1234 567", people["finance"])
         save_bank_account(poor, "P", "Bank", "6222020200009999", people["finance"])
         result = payouts.create_batch("2026-11", 10000, people["finance"])
@@ -193,6 +194,9 @@ def test_a_payout_moves_available_to_clearing_and_the_bank_reference_settles_it(
         assert owed(teacher) == (0, 0) and balance(accounts.PAYOUT_CLEARING) == -50000
         exported = payouts.export_batch(result.batch_id, people["finance"]).decode("utf-8-sig")
         assert "6222020200001234567" in exported and "500.00" in exported
+        with pytest.raises(payouts.PayoutError) as twice_exported:
+            payouts.export_batch(result.batch_id, people["finance"])
+        assert twice_exported.value.code == "already_exported"
         payout_id = db.session.scalar(select(func.max(payouts.Payout.id)))
         with pytest.raises(payouts.PayoutError):
             payouts.mark_paid(payout_id, "REF-1", people["support"])
@@ -210,7 +214,7 @@ def test_a_payout_moves_available_to_clearing_and_the_bank_reference_settles_it(
 def test_a_returned_payout_goes_back_to_available(app, people):
     with app.app_context():
         teacher = make_instructor("T", 7000)
-        adjustments.post_adjustment(teacher, 20000, "opening balance", people["finance"])
+        adjustments.post_adjustment(teacher, 20000, "opening balance", people["finance"], uuid.uuid4().hex)
         save_bank_account(teacher, "T", "Bank", "6222020200001234567", people["finance"])
         payouts.create_batch("2026-11", 100, people["finance"])
         db.session.commit()
@@ -269,26 +273,34 @@ def test_a_statement_row_cannot_be_rewritten(app, clock, people):
                     connection.exec_driver_sql(statement_sql)
 
 
-def test_rotating_the_field_key_reseals_bank_accounts_that_still_open(app, people):
+def test_rotating_the_field_key_reseals_accounts_and_pending_payouts(app, people):
     old_key, new_key = generate_key_entry("k2026a"), generate_key_entry("k2026b")
     app.config["FIELD_ENCRYPTION_KEY"] = old_key
     with app.app_context():
         teacher = make_instructor("T", 7000)
         save_bank_account(teacher, "T", "Bank", "6222020200001234567", people["finance"])
+        adjustments.post_adjustment(teacher, 20000, "owed", people["finance"], uuid.uuid4().hex)
+        batch = payouts.create_batch("2026-11", 100, people["finance"])  # copies the sealed number
         db.session.commit()
+    app.config["FIELD_ENCRYPTION_KEY"] = new_key  # the old key forgotten too early
+    app.extensions.pop("cashier.field_keyring")
+    with app.app_context():
+        with pytest.raises(payouts.PayoutError) as missing:
+            payouts.export_batch(batch.batch_id, people["finance"])
+        assert missing.value.code == "key_missing" and "k2026a" in missing.value.message
+        db.session.rollback()
     app.config["FIELD_ENCRYPTION_KEY"] = f"{new_key},{old_key}"
     app.extensions.pop("cashier.field_keyring")
     result = app.test_cli_runner().invoke(args=["earnings", "rotate-keys"])
-    assert result.exit_code == 0 and "1 account number(s) re-sealed under key k2026b" in result.output
+    assert result.exit_code == 0 and "2 account number(s) re-sealed under key k2026b" in result.output
+    app.config["FIELD_ENCRYPTION_KEY"] = new_key  # now the old key can be dropped
+    app.extensions.pop("cashier.field_keyring")
     with app.app_context():
         account = db.session.get(BankAccount, teacher)
         assert account.key_id == "k2026b"
         assert open_number(teacher, account.key_id, account.ciphertext) == "6222020200001234567"
-    app.config["FIELD_ENCRYPTION_KEY"] = new_key  # the old key can now be dropped
-    app.extensions.pop("cashier.field_keyring")
-    with app.app_context():
-        account = db.session.get(BankAccount, teacher)
-        assert open_number(teacher, account.key_id, account.ciphertext) == "6222020200001234567"
+        exported = payouts.export_batch(batch.batch_id, people["finance"]).decode("utf-8-sig")
+        assert "6222020200001234567" in exported
 
 
 def test_batches_made_at_the_same_moment_never_pay_the_same_money_twice(app, people):
@@ -299,7 +311,7 @@ def test_batches_made_at_the_same_moment_never_pay_the_same_money_twice(app, peo
     with app.app_context():
         teachers = [make_instructor(f"T{n}", 7000) for n in range(3)]
         for number, teacher in enumerate(teachers):
-            adjustments.post_adjustment(teacher, 10000 * (number + 1), "opening balance", people["finance"])
+            adjustments.post_adjustment(teacher, 10000 * (number + 1), "opening balance", people["finance"], uuid.uuid4().hex)
             save_bank_account(teacher, "T", "Bank", f"622202020000{number:04d}", people["finance"])
         db.session.commit()
     barrier = threading.Barrier(4)

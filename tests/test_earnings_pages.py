@@ -89,7 +89,7 @@ def test_the_pdf_renders_chinese_text(app, client, two_instructors):
 def test_the_open_month_is_shown_live(app, client, two_instructors):
     login(client, "lin@example.com", "teacher-password")
     page = client.get("/earnings/statements/2026-11")
-    assert page.status_code == 200 and "Open" in page.text
+    assert page.status_code == 200 and "Open 本月未结" in page.text and "Closed 已结" not in page.text
 
 
 def test_the_payout_account_needs_the_password_is_sealed_and_shown_masked(app, client, two_instructors):
@@ -97,6 +97,7 @@ def test_the_payout_account_needs_the_password_is_sealed_and_shown_masked(app, c
     form = {"account_holder": "林晓", "bank_name": "招商银行 北京分行", "account_number": ACCOUNT_NUMBER}
     wrong = client.post("/earnings/bank-account", data={**form, "password": "guess"})
     assert wrong.status_code == 200 and "password is not right" in wrong.text
+    assert ACCOUNT_NUMBER not in wrong.text  # not echoed back into the page
     bad = client.post("/earnings/bank-account", data={**form, "account_number": "１２３４５６７８９",
                                                         "password": "teacher-password"})
     assert "8 to 30 digits" in bad.text

@@ -25,10 +25,13 @@ from app.checkout.models import Order, OrderLine
 from app.checkout.services import CheckoutError
 from app.earnings import payouts, statements
 from app.earnings.bank_accounts import save_bank_account
-from app.earnings.models import OrderLineShare, Payout
+from app.earnings.models import OrderLineShare, Payout, Statement
+from app.earnings.periods import period_end
+from app.earnings.statement_files import statement_csv
 from app.extensions import db
 from app.jobs.periodic import tick
 from app.ledger import accounts
+from app.ledger.models import JournalEntry, Posting
 from app.ledger.services import balance, unbalanced_entry_ids
 from app.payments.models import PaymentAttempt, Refund, RefundLine
 from app.payments.refund_workflow import RefundError
@@ -69,6 +72,7 @@ class World:
     finance: list[int]
     orders: list[tuple[int, int]] = field(default_factory=list)  # (order id, learner id)
     learners: int = 0
+    statement_files: dict[int, bytes] = field(default_factory=dict)  # CSV of each closed statement
 
 
 def _catalog() -> World:
@@ -203,6 +207,24 @@ def _check(world: World) -> None:
     fees_kept = (db.session.scalar(select(func.coalesce(func.sum(PaymentAttempt.fee_fen), 0)))
                  - db.session.scalar(select(func.coalesce(func.sum(Refund.fee_fen), 0))))
     assert balance(accounts.CHANNEL_FEES) == fees_kept
+    for attempt in db.session.scalars(select(PaymentAttempt).where(PaymentAttempt.status == "succeeded")):
+        # 0.6 % half up, in integers; a payment refunded in full got back exactly its fee.
+        assert attempt.fee_fen == (attempt.amount_fen * 60 + 5000) // 10000
+        refunds = db.session.scalars(select(Refund).where(
+            Refund.attempt_id == attempt.id, Refund.status == "succeeded")).all()
+        if sum(refund.amount_fen for refund in refunds) == attempt.amount_fen:
+            assert sum(refund.fee_fen for refund in refunds) == attempt.fee_fen
+    for statement in db.session.scalars(select(Statement)):
+        # A closed month agrees with the ledger at its end, and reads back byte for byte.
+        end = period_end(statement.period)
+        ledger = -(db.session.scalar(
+            select(func.coalesce(func.sum(Posting.amount_fen), 0))
+            .join(JournalEntry, JournalEntry.id == Posting.entry_id)
+            .where(JournalEntry.created_at < end,
+                   Posting.account.in_(accounts.instructor_accounts(statement.instructor_id)))) or 0)
+        assert statement.closing_fen == ledger
+        csv_bytes = statement_csv(statements.stored_document(statement))
+        assert world.statement_files.setdefault(statement.id, csv_bytes) == csv_bytes
 
 
 def _available_total(world: World) -> int:

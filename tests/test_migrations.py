@@ -70,13 +70,16 @@ SOLD_BEFORE_RULES = (
     "INSERT INTO courses (id, slug, instructor_id, title_zh, title_en, summary_zh, summary_en, price_fen, "
     "commission_bps, cover_from, cover_to, is_published, created_at) VALUES "
     "(1, 'c', 1, 'c', 'c', '', '', 10000, 5500, '#fff', '#000', true, '2026-11-01 00:00:00'), "
-    "(2, 'd', 1, 'd', 'd', '', '', 9999, NULL, '#fff', '#000', true, '2026-11-01 00:00:00')",
+    "(2, 'd', 1, 'd', 'd', '', '', 9999, NULL, '#fff', '#000', true, '2026-11-01 00:00:00'), "
+    "(3, 'e', 1, 'e', 'e', '', '', 500000, NULL, '#fff', '#000', true, '2026-11-01 00:00:00')",
     "INSERT INTO orders (id, order_no, user_id, status, currency, subtotal_fen, discount_fen, tax_fen, "
-    "total_fen, expires_at, created_at) VALUES (1, 'O1', 1, 'paid', 'CNY', 19999, 0, 0, 19999, "
+    "total_fen, expires_at, created_at) VALUES (1, 'O1', 1, 'paid', 'CNY', 519999, 0, 0, 519999, "
     "'2026-11-01 00:15:00', '2026-11-01 00:00:00')",
     "INSERT INTO order_lines (id, order_id, course_id, title, instructor_id, commission_bps, list_price_fen, "
     "discount_fen, tax_fen, amount_fen) VALUES (1, 1, 1, 'c', 1, 5500, 10000, 0, 0, 10000), "
-    "(2, 1, 2, 'd', 1, 6500, 9999, 0, 0, 9999)",
+    "(2, 1, 2, 'd', 1, 6500, 9999, 0, 0, 9999), "
+    # ¥5,000 at 65 %: the product of amount and rate overflows a 32-bit integer.
+    "(3, 1, 3, 'e', 1, 6500, 500000, 0, 0, 500000)",
 )
 
 
@@ -104,12 +107,12 @@ def test_the_earnings_migration_keeps_rates_and_shares_both_ways(
                     shares = connection.exec_driver_sql(
                         "SELECT order_line_id, instructor_id, share_fen FROM order_line_shares ORDER BY id").all()
                     assert [tuple(rule) for rule in rules] == [(1, None, 6500), (None, 1, 5500)]
-                    assert [tuple(share) for share in shares] == [(1, 1, 5500), (2, 1, 6499)]  # 6499.35
+                    assert [tuple(share) for share in shares] == [(1, 1, 5500), (2, 1, 6499), (3, 1, 325000)]
                 else:
                     rates = connection.exec_driver_sql(
                         "SELECT (SELECT commission_bps FROM instructors WHERE id = 1), commission_bps "
                         "FROM courses ORDER BY id").all()
-                    assert [tuple(rate) for rate in rates] == [(6500, 5500), (6500, None)]
+                    assert [tuple(rate) for rate in rates] == [(6500, 5500), (6500, None), (6500, None)]
             db.engine.dispose()
     assert runner.invoke(args=["db", "upgrade"]).exit_code == 0
     with app.app_context():

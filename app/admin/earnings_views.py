@@ -7,6 +7,7 @@ the audit log; the view commits, or rolls back and flashes the service's message
 """
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 from typing import Any, Callable, Iterable
 
@@ -244,6 +245,7 @@ class InstructorWithEarningsView(CustomDetailsMixin, InstructorView):
             summary=summary_of(instructor.id), activity=recent_activity(instructor.id, RECENT_ACTIVITY),
             payouts=payouts_of(instructor.id) if may_view(current_role(), "payout") else None,
             may_adjust=self.may("adjust"),
+            adjustment_key=uuid.uuid4().hex,  # one per rendered form: a resubmission books nothing
         )
 
     @expose("/<int:row_id>/adjust", methods=("POST",))
@@ -259,7 +261,8 @@ class InstructorWithEarningsView(CustomDetailsMixin, InstructorView):
             flash(error.message, "error")
             return back
         return run_service(
-            lambda: adjustments.post_adjustment(row_id, amount_fen, form.reason.data or "", current_user.id),
+            lambda: adjustments.post_adjustment(row_id, amount_fen, form.reason.data or "", current_user.id,
+                                                form.request_key.data or ""),
             f"Adjustment of {display_yuan(amount_fen)} booked to the available balance.", back,
         )
 

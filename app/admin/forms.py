@@ -272,6 +272,7 @@ class CourseAuthorsForm(FlaskForm):
 
 
 class AdjustmentForm(FlaskForm):
+    request_key = HiddenField()  # checked by the service: one booking per rendered form
     amount_yuan = StringField(
         "Amount (yuan, signed)", validators=[DataRequired("Please give the amount.")],
         description="50.00 credits the instructor's available balance; -50.00 takes it back.",

@@ -103,8 +103,10 @@ class PayoutView(StaffView):
         if not EmptyForm().validate_on_submit():
             flash("The form expired; please try again.", "error")
             return back
+        # A re-issue names its reason; the service refuses a second file without one.
+        reissue_reason = ReasonForm().reason.data or None
         try:
-            body = payouts.export_batch(batch_id, current_user.id)
+            body = payouts.export_batch(batch_id, current_user.id, reissue_reason)
         except PayoutError as error:
             db.session.rollback()
             flash(error.message, "error")

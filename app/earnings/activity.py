@@ -7,9 +7,10 @@ from pending to available without changing the balance, so it prints no row.
 """
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Iterable, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from app.checkout.models import Order, OrderLine
 from app.earnings.bank_accounts import masked_number
@@ -38,7 +39,7 @@ def balance_change(entry: JournalEntry, instructor_id: int) -> tuple[int, int]:
     return moved[pending], moved[available]
 
 
-def entries_touching(instructor_id: int) -> select:
+def entries_touching(instructor_id: int) -> Select:
     """Ids of the journal entries that post to the instructor's accounts."""
     return select(Posting.entry_id).where(Posting.account.in_(accounts.instructor_accounts(instructor_id)))
 
@@ -86,7 +87,7 @@ def _rows_for_entry(entry: JournalEntry, instructor_id: int) -> Iterable[Stateme
         yield _plain_row(occurred_at, "adjustment", pending + available, entry.memo)
 
 
-def _plain_row(occurred_at, kind: str, share_fen: int, memo: str) -> StatementRow:
+def _plain_row(occurred_at: datetime, kind: str, share_fen: int, memo: str) -> StatementRow:
     return StatementRow(
         occurred_at=occurred_at, kind=kind, order_no=None, course_title=None, amount_fen=None,
         tax_fen=None, fee_fen=None, rate_bps=None, weight_note=None, share_fen=share_fen, memo=memo,
@@ -94,7 +95,7 @@ def _plain_row(occurred_at, kind: str, share_fen: int, memo: str) -> StatementRo
 
 
 def _line_rows(
-    occurred_at, kind: str, order: Order, lines: Sequence[OrderLine], fee_fen: int,
+    occurred_at: datetime, kind: str, order: Order, lines: Sequence[OrderLine], fee_fen: int,
     instructor_id: int, sign: int,
 ) -> Iterable[StatementRow]:
     """One row per line this instructor authored; the fee is spread over the lines by

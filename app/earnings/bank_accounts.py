@@ -13,7 +13,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.audit.services import record
-from app.earnings.models import BankAccount
+from app.earnings.models import BankAccount, Payout
 from app.extensions import db
 from app.fieldcrypto import (
     Keyring, SealedField, generate_key_entry, normalize_account_number, parse_keyring,
@@ -108,7 +108,8 @@ def open_number(instructor_id: int, key_id: str, ciphertext: str) -> str:
 
 
 def rotate_bank_accounts() -> int:
-    """Re-seal every number under the current key; returns how many changed."""
+    """Re-seal every number under the current key, the copies on payouts included (a
+    pending payout's copy is what the bank file opens); returns how many changed."""
     keyring = field_keyring()
     changed = 0
     for account in db.session.scalars(select(BankAccount)):
@@ -116,6 +117,12 @@ def rotate_bank_accounts() -> int:
         if keyring.needs_rotation(sealed):
             fresh = keyring.rotate(sealed, context_for(account.instructor_id))
             account.key_id, account.ciphertext = fresh.key_id, fresh.ciphertext
+            changed += 1
+    for payout in db.session.scalars(select(Payout)):
+        sealed = SealedField(payout.account_key_id, payout.account_ciphertext)
+        if keyring.needs_rotation(sealed):
+            fresh = keyring.rotate(sealed, context_for(payout.instructor_id))
+            payout.account_key_id, payout.account_ciphertext = fresh.key_id, fresh.ciphertext
             changed += 1
     db.session.flush()
     return changed

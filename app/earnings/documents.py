@@ -29,7 +29,7 @@ class StatementRow:
     tax_fen: int | None
     fee_fen: int | None  # the channel fee on the line, borne by the platform
     rate_bps: int | None  # the instructor's rate the line was sold at
-    weight_note: str | None  # "2 of 3" for a co-authored course, else None
+    weight_note: str | None  # "2/3": this author's weight of a co-authored course, else None
     share_fen: int
     memo: str
 

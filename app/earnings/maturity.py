@@ -7,10 +7,10 @@ claw the money back from ``available`` a moment later.
 """
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import String, and_, cast, exists, literal, select
+from sqlalchemy import Select, String, and_, cast, exists, literal, select
 
 from app.checkout.models import Order, OrderLine
 from app.extensions import db
@@ -25,11 +25,11 @@ HOLDING_STATUSES = OPEN_REFUND_STATUSES + ("succeeded",)
 RELEASABLE_ORDER_STATUSES = ("paid", "partially_refunded")
 
 
-def _window_closed_before():
+def _window_closed_before() -> datetime:
     return now() - timedelta(days=current_app.config["REFUND_WINDOW_DAYS"])
 
 
-def _releasable_lines():
+def _releasable_lines() -> Select:
     """Lines of paid orders whose window has closed, not yet released, not held."""
     released = exists().where(
         JournalEntry.source_key == literal("release:") + cast(OrderLine.id, String)

@@ -85,9 +85,6 @@ class OrderLineShare(db.Model):
     share_fen: Mapped[int]
 
 
-PAYOUT_STATUSES = ("pending", "paid", "failed")
-
-
 class PayoutBatch(db.Model):
     """Finance's run of payouts for a period: one payout per instructor whose available
     balance reached ``minimum_fen`` and who has a bank account on file."""

@@ -20,6 +20,7 @@ from app.earnings.bank_accounts import account_of, open_number
 from app.earnings.models import Payout, PayoutBatch
 from app.earnings.periods import parse_period
 from app.extensions import db
+from app.fieldcrypto import FieldDecryptError
 from app.ledger import accounts
 from app.ledger.services import balance, post_entry
 from app.money import format_yuan
@@ -109,28 +110,53 @@ EXPORT_HEADER = ("payout_id", "account_holder", "bank_name", "account_number", "
                  "currency", "remark")
 
 
-def export_batch(batch_id: int, staff_id: int) -> bytes:
-    """The bank's transfer file: the one place account numbers appear in clear. Each
-    export is audited, since it shows every number in the batch."""
+def export_batch(batch_id: int, staff_id: int, reissue_reason: str | None = None) -> bytes:
+    """The bank's transfer file: the one place account numbers appear in clear.
+
+    A batch's file is issued once: a second file uploaded to the bank would pay every
+    transfer again, while the ledger shows one payout. Issuing it again takes a reason
+    (the bank lost the first one, say), and each issue is audited, since it shows every
+    number in the batch. Each row carries the payout's own reference for the bank.
+    """
     _staff(staff_id)
     batch = db.session.get(PayoutBatch, batch_id)
     if batch is None:
         raise PayoutError("not_found", "No such payout batch.")
+    reason = " ".join((reissue_reason or "").split())
+    if batch.exported_at is not None and not reason:
+        raise PayoutError(
+            "already_exported",
+            f"This bank file was issued on {beijing(batch.exported_at):%Y-%m-%d %H:%M}. Sending it to the bank "
+            "twice pays every transfer twice: re-issue it only with a reason.",
+        )
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(EXPORT_HEADER)
     for payout in batch.payouts:
         if payout.status != "pending":
             continue
+        try:
+            number = open_number(payout.instructor_id, payout.account_key_id, payout.account_ciphertext)
+        except FieldDecryptError:
+            raise PayoutError(
+                "key_missing",
+                f"Payout #{payout.id}'s account number is sealed under key {payout.account_key_id}, which is "
+                "not configured: put it back in FIELD_ENCRYPTION_KEY and run `flask earnings rotate-keys`.",
+            ) from None
         writer.writerow((
-            payout.id, payout.account_holder, payout.bank_name,
-            open_number(payout.instructor_id, payout.account_key_id, payout.account_ciphertext),
-            format_yuan(payout.amount_fen), "CNY", f"CourseCashier payout {batch.period} #{payout.id}",
+            payout.id, payout.account_holder, payout.bank_name, number,
+            format_yuan(payout.amount_fen), "CNY", payout_reference(batch, payout),
         ))
+    action = "payout_batch.reissue" if batch.exported_at is not None else "payout_batch.export"
     batch.exported_at = now()
     db.session.flush()
-    record(staff_id, "payout_batch.export", "payout_batch", batch.id, "exported for the bank")
+    record(staff_id, action, "payout_batch", batch.id, reason or "issued for the bank")
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def payout_reference(batch: PayoutBatch, payout: Payout) -> str:
+    """What the bank shows the instructor, and what it can recognise a repeat by."""
+    return f"CourseCashier payout {batch.period} #{payout.id}"
 
 
 def mark_paid(payout_id: int, bank_reference: str, staff_id: int) -> None:
@@ -177,7 +203,3 @@ def payouts_of(instructor_id: int) -> list[Payout]:
     return list(db.session.scalars(
         select(Payout).where(Payout.instructor_id == instructor_id).order_by(Payout.id.desc())
     ))
-
-
-def paid_label(payout: Payout) -> str:
-    return beijing(payout.settled_at).strftime("%Y-%m-%d") if payout.settled_at else ""

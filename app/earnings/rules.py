@@ -71,11 +71,6 @@ def rate_for(course: Course, at: datetime) -> int | None:
     return rule.rate_bps if rule is not None else None
 
 
-def default_rate(instructor_id: int, at: datetime) -> int | None:
-    rule = _in_force(CommissionRule.instructor_id == instructor_id, at=at)
-    return rule.rate_bps if rule is not None else None
-
-
 def authors_of(course: Course) -> list[tuple[int, int]]:
     """``(instructor_id, weight)`` of each author, in a stable order."""
     rows = db.session.scalars(

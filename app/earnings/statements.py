@@ -223,6 +223,7 @@ def open_document(instructor_id: int) -> StatementDocument:
         rule_text=RULE_TEXT, rows=tuple(month.rows),
     )
 
+
 def find_statement(instructor_id: int, period: str) -> Statement | None:
     return db.session.scalar(
         select(Statement).where(Statement.instructor_id == instructor_id, Statement.period == period)

@@ -103,6 +103,8 @@ def bank_account() -> str | Response:
     instructor = _instructor()
     form = BankAccountForm()
     account = account_of(instructor.id)
+    if form.is_submitted():
+        form.account_number.render_kw = {**(form.account_number.render_kw or {}), "value": ""}
     if form.validate_on_submit():
         if not current_user.check_password(form.password.data or ""):
             form.password.errors = ["The password is not right."]

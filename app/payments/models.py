@@ -18,6 +18,7 @@ class PaymentAttempt(db.Model):
         CheckConstraint("status IN ('created', 'succeeded', 'closed', 'failed')", name="status"),
         CheckConstraint("amount_fen > 0", name="amount_fen"),
         CheckConstraint("channel IN ('alipay', 'wechat')", name="channel"),
+        CheckConstraint("fee_fen >= 0", name="fee_fen"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -126,6 +127,7 @@ class Refund(db.Model):
         ),
         CheckConstraint("kind IN ('customer', 'orphan')", name="kind"),
         CheckConstraint("amount_fen > 0", name="amount_fen"),
+        CheckConstraint("fee_fen >= 0", name="fee_fen"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -6,6 +6,7 @@ view or route added later is in the matrix without anyone remembering to add it.
 """
 from __future__ import annotations
 
+import uuid
 from typing import Callable
 
 import pytest
@@ -57,7 +58,7 @@ def row_ids(app: Flask, paid_order: PaidOrder, staff: dict[str, int]) -> dict[st
         # Earnings rows: a payout batch (instructor 1 has a bank account and is owed money)
         # and a closed statement.
         save_bank_account(1, "Matrix Teacher", "ICBC Beijing", "6222 0202 0011 2233 445", staff["admin"])
-        adjustments.post_adjustment(1, 20000, "matrix", staff["finance"])
+        adjustments.post_adjustment(1, 20000, "matrix", staff["finance"], uuid.uuid4().hex)
         batch_id = payouts.create_batch("2026-10", 10000, staff["finance"]).batch_id
         statement_id = close_statement(1, "2026-10").id
         db.session.commit()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from datetime import datetime
 from typing import Callable
 
@@ -216,11 +217,15 @@ def test_support_cannot_set_co_authors(app: Flask, client_as: Clients) -> None:
 def test_finance_posts_an_adjustment_that_is_audited_and_shown(app: Flask, client_as: Clients) -> None:
     instructor_id, _ = make_instructor(app, "adjusted")
     finance = client_as("finance")
-    response = finance.post(f"/admin/instructor/{instructor_id}/adjust",
-                            data={"amount_yuan": "150.00", "reason": "Bonus for the November launch"})
+    bonus = {"amount_yuan": "150.00", "reason": "Bonus for the November launch", "request_key": uuid.uuid4().hex}
+    response = finance.post(f"/admin/instructor/{instructor_id}/adjust", data=bonus)
     assert response.status_code == 302
+    # The same form sent again (a double click, a resubmitted page) books nothing more.
+    again = finance.post(f"/admin/instructor/{instructor_id}/adjust", data=bonus, follow_redirects=True)
+    assert "already booked" in again.text
     response = finance.post(f"/admin/instructor/{instructor_id}/adjust",
-                            data={"amount_yuan": "-20.50", "reason": "Duplicate bonus"})
+                            data={"amount_yuan": "-20.50", "reason": "Duplicate bonus",
+                                  "request_key": uuid.uuid4().hex})
     assert response.status_code == 302
     with app.app_context():
         assert summary_of(instructor_id).available_fen == 12950
@@ -240,7 +245,8 @@ def test_finance_posts_an_adjustment_that_is_audited_and_shown(app: Flask, clien
 def test_an_invalid_adjustment_changes_nothing(app: Flask, client_as: Clients, amount: str, message: str) -> None:
     instructor_id, _ = make_instructor(app, "unadjusted")
     response = client_as("finance").post(f"/admin/instructor/{instructor_id}/adjust", follow_redirects=True,
-                                         data={"amount_yuan": amount, "reason": "try"})
+                                         data={"amount_yuan": amount, "reason": "try",
+                                               "request_key": uuid.uuid4().hex})
     assert message in response.text
     with app.app_context():
         assert summary_of(instructor_id).available_fen == 0
@@ -277,7 +283,7 @@ def test_the_full_payout_flow(app: Flask, client_as: Clients, learner: int, staf
         db.session.commit()
     unbanked, _ = make_instructor(app, "unbanked")
     with app.app_context():
-        adjustments.post_adjustment(unbanked, 8000, "owed", staff["finance"])
+        adjustments.post_adjustment(unbanked, 8000, "owed", staff["finance"], uuid.uuid4().hex)
         db.session.commit()
     clock.advance(days=app.config["REFUND_WINDOW_DAYS"] + 1)
     with app.app_context():
@@ -312,6 +318,12 @@ def test_the_full_payout_flow(app: Flask, client_as: Clients, learner: int, staf
     assert f"{payout_id},Lin Xiao,ICBC Beijing,{ACCOUNT_NUMBER},70.00,CNY" in export.data.decode("utf-8-sig")
     assert last_audit(app, "payout_batch.export").actor_email == STAFF_EMAILS["finance"]
     assert ACCOUNT_NUMBER not in finance.get(f"/admin/payout/{batch_id}/").text
+    # A second file would pay every transfer again: only a re-issue with a reason.
+    second = finance.post(f"/admin/payout/{batch_id}/bank-file", follow_redirects=True)
+    assert "pays every transfer twice" in second.text and ACCOUNT_NUMBER not in second.text
+    reissued = finance.post(f"/admin/payout/{batch_id}/bank-file", data={"reason": "The bank lost the upload"})
+    assert reissued.status_code == 200 and ACCOUNT_NUMBER in reissued.data.decode("utf-8-sig")
+    assert last_audit(app, "payout_batch.reissue").reason == "The bank lost the upload"
 
     paid = finance.post(f"/admin/payout/payouts/{payout_id}/paid", data={"bank_reference": "ICBC-20261128-0001"})
     assert paid.headers["Location"] == f"/admin/payout/{batch_id}/"
@@ -337,7 +349,7 @@ def make_batch(app: Flask, staff: dict[str, int], amount_fen: int = 20000) -> tu
     instructor_id, _ = make_instructor(app, "batched")
     with app.app_context():
         save_bank_account(instructor_id, "Lin Xiao", "ICBC Beijing", ACCOUNT_NUMBER, staff["admin"])
-        adjustments.post_adjustment(instructor_id, amount_fen, "owed", staff["finance"])
+        adjustments.post_adjustment(instructor_id, amount_fen, "owed", staff["finance"], uuid.uuid4().hex)
         result = payouts.create_batch("2026-10", 10000, staff["finance"])
         db.session.commit()
         payout_id = db.session.scalar(select(Payout.id).where(Payout.batch_id == result.batch_id))
@@ -356,9 +368,10 @@ def test_a_returned_transfer_goes_back_to_available(app: Flask, client_as: Clien
         assert balance(accounts.PAYOUT_CLEARING) == 0
         assert summary_of(instructor_id).available_fen == 20000
     assert ("payout.failed", STAFF_EMAILS["admin"], "Account closed") in audit_rows(app, "payout")
-    # Nothing pending is left to send to the bank.
+    # Nothing pending is left to send to the bank: the file has its header and no row.
     export = admin.post(f"/admin/payout/{batch_id}/bank-file")
-    assert ACCOUNT_NUMBER not in export.data.decode("utf-8-sig")
+    assert export.status_code == 200
+    assert export.data.decode("utf-8-sig").splitlines() == [",".join(payouts.EXPORT_HEADER)]
 
 
 def test_a_batch_with_nothing_to_pay_is_refused(app: Flask, client_as: Clients) -> None:
@@ -398,7 +411,7 @@ def test_finance_downloads_a_closed_statement(app: Flask, client_as: Clients, st
     today = clock.current
     clock.current = datetime(2026, 10, 15, 4)
     with app.app_context():
-        adjustments.post_adjustment(instructor_id, 12345, "October correction", staff["finance"])
+        adjustments.post_adjustment(instructor_id, 12345, "October correction", staff["finance"], uuid.uuid4().hex)
         db.session.commit()
     clock.current = today
     with app.app_context():
