@@ -12,6 +12,16 @@ from app.extensions import db
 log = logging.getLogger(__name__)
 
 
+class ServiceError(Exception):
+    """A step a service refuses; ``code`` is stable (for JSON and tests), ``message`` is
+    for the person who tried, and nothing was changed."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 def _wants_json() -> bool:
     return request.path.startswith(("/api/", "/notify/")) or request.path.endswith("/status")
 

@@ -26,19 +26,18 @@ from app.admin.permissions import may_view
 from app.admin.queries import emails
 from app.catalog.models import Course, Instructor
 from app.earnings import adjustments, rules
-from app.earnings.adjustments import AdjustmentError
 from app.earnings.bank_accounts import account_of, masked_number
 from app.earnings.models import CommissionRule, Statement
-from app.earnings.payouts import PayoutError, payouts_of
+from app.earnings.payouts import payouts_of
 from app.earnings.rules import RuleError
 from app.earnings.statement_files import statement_csv, statement_pdf
 from app.earnings.statements import stored_document
 from app.earnings.summary import recent_activity, summary_of
+from app.errors import ServiceError
 from app.extensions import db
 from app.money import display_yuan
 from app.timeutil import now
 
-EARNINGS_ERRORS = (RuleError, AdjustmentError, PayoutError)
 RECENT_ACTIVITY = 30
 
 
@@ -68,7 +67,7 @@ def run_service(call: Callable[[], object], done: str, back: Response) -> Respon
     """Call one earnings service; commit and flash ``done``, or roll back and flash why not."""
     try:
         call()
-    except EARNINGS_ERRORS as error:
+    except ServiceError as error:
         db.session.rollback()
         flash(error.message, "error")
         return back

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from app.accounts.models import User
 from app.audit.services import record
 from app.catalog.models import Instructor
+from app.errors import ServiceError
 from app.extensions import db
 from app.ledger import accounts
 from app.ledger.models import JournalEntry
@@ -23,11 +24,8 @@ MAX_ADJUSTMENT_FEN = 100_000_000
 REQUEST_KEY_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
-class AdjustmentError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class AdjustmentError(ServiceError):
+    """An adjustment that cannot be booked."""
 
 
 def post_adjustment(instructor_id: int, amount_fen: int, reason: str, staff_id: int, request_key: str) -> int:

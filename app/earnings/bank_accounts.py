@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from app.audit.services import record
 from app.earnings.models import BankAccount, Payout
+from app.errors import ServiceError
 from app.extensions import db
 from app.fieldcrypto import (
     Keyring, SealedField, generate_key_entry, normalize_account_number, parse_keyring,
@@ -27,11 +28,8 @@ MAX_NAME = 80
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-class BankAccountError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class BankAccountError(ServiceError):
+    """Bank account details that cannot be stored."""
 
 
 def field_keyring() -> Keyring:
@@ -112,18 +110,21 @@ def rotate_bank_accounts() -> int:
     pending payout's copy is what the bank file opens); returns how many changed."""
     keyring = field_keyring()
     changed = 0
+
+    def resealed(key_id: str, ciphertext: str, instructor_id: int) -> SealedField | None:
+        nonlocal changed
+        sealed = SealedField(key_id, ciphertext)
+        if not keyring.needs_rotation(sealed):
+            return None
+        changed += 1
+        return keyring.rotate(sealed, context_for(instructor_id))
+
     for account in db.session.scalars(select(BankAccount)):
-        sealed = SealedField(account.key_id, account.ciphertext)
-        if keyring.needs_rotation(sealed):
-            fresh = keyring.rotate(sealed, context_for(account.instructor_id))
+        if fresh := resealed(account.key_id, account.ciphertext, account.instructor_id):
             account.key_id, account.ciphertext = fresh.key_id, fresh.ciphertext
-            changed += 1
     for payout in db.session.scalars(select(Payout)):
-        sealed = SealedField(payout.account_key_id, payout.account_ciphertext)
-        if keyring.needs_rotation(sealed):
-            fresh = keyring.rotate(sealed, context_for(payout.instructor_id))
+        if fresh := resealed(payout.account_key_id, payout.account_ciphertext, payout.instructor_id):
             payout.account_key_id, payout.account_ciphertext = fresh.key_id, fresh.ciphertext
-            changed += 1
     db.session.flush()
     return changed
 

@@ -19,6 +19,7 @@ from app.catalog.models import Instructor
 from app.earnings.bank_accounts import account_of, open_number
 from app.earnings.models import Payout, PayoutBatch
 from app.earnings.periods import parse_period
+from app.errors import ServiceError
 from app.extensions import db
 from app.fieldcrypto import FieldDecryptError
 from app.ledger import accounts
@@ -31,11 +32,8 @@ PAYOUT_STAFF = frozenset({"finance", "admin"})
 MAX_REFERENCE = 64
 
 
-class PayoutError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class PayoutError(ServiceError):
+    """A payout step that cannot be taken."""
 
 
 @dataclass(frozen=True)

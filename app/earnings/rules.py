@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from app.audit.services import record
 from app.catalog.models import Course, Instructor
 from app.earnings.models import CommissionRule, CourseAuthor
+from app.errors import ServiceError
 from app.extensions import db
 from app.money import allocate, apply_bps
 from app.timeutil import now
@@ -30,13 +31,8 @@ MAX_REASON = 255
 MAX_WEIGHT = 10000
 
 
-class RuleError(Exception):
-    """A rule change that is not allowed; ``message`` is for the staff member."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class RuleError(ServiceError):
+    """A commission rule or co-author change that is not allowed."""
 
 
 @dataclass(frozen=True)
