@@ -317,33 +317,50 @@ def test_a_second_payment_of_a_paid_order_is_refunded_automatically(app, client,
     listed = app.test_cli_runner().invoke(args=["payments", "orphans"])
     assert order_no in listed.output and "refunded" in listed.output
     assert "already paid by another attempt" in listed.output and "succeeded" in listed.output
+    # The learner is told, on their orders page, that the second payment went back.
+    orders_page = client.get("/orders").text
+    assert "a second payment of ¥100.00 arrived and is returned automatically" in orders_page
+
+
+def paid_unseen_then_ordered_again(app, client, clock, course_id: int, first: str, second: str) -> tuple[str, str]:
+    """Two phones: the first order is paid at its channel, but its callback is late, so
+    the site still shows it pending; its deadline passes, the learner orders the course
+    again on the other channel and pays that too. Returns both order numbers."""
+    first_no = checkout(client, [course_id], channel=first)
+    with app.app_context():
+        first_trade = attempt_of(first_no).out_trade_no
+    set_fault(app, "delay_notify", channel=first, out_trade_no=first_trade, delay_seconds=30 * 60)
+    pay_at_emulator(app, qr_of(app, first_no))
+    clock.advance(minutes=16)  # past the first order's deadline; no round has run yet
+    second_no = checkout(client, [course_id], channel=second)
+    assert second_no != first_no
+    pay_at_emulator(app, qr_of(app, second_no))
+    assert order_row(app, second_no).status == "paid"
+    return first_no, second_no
 
 
 def test_paying_for_a_course_the_learner_already_owns_is_refunded(app, client, clock, learner):
-    first = checkout(client, [learner[0]])
-    second = checkout(client, [learner[0]], channel="wechat")  # placed before either is paid
-    pay_at_emulator(app, qr_of(app, first))
-    pay_at_emulator(app, qr_of(app, second))
-    assert order_row(app, first).status == "paid"
-    assert order_row(app, second).status == "pending"
+    first, second = paid_unseen_then_ordered_again(app, client, clock, learner[0], "alipay", "wechat")
+    run_ticks(app, clock, 60)  # the expiry asks Alipay first: paid, but the course is owned
     with app.app_context():
         refund = db.session.scalar(select(Refund))
-        assert (refund.status, refund.amount_fen) == ("succeeded", 10000)
+        assert (refund.status, refund.amount_fen, refund.attempt.channel) == ("succeeded", 10000, "alipay")
         assert "already owns" in db.session.scalar(select(OrphanPayment.reason))
         assert db.session.scalar(select(func.count(Enrollment.id))) == 1
-        assert balance(accounts.channel("wechat")) == 0
+        assert balance(accounts.channel("alipay")) == 0
     run_ticks(app, clock, 16 * 60)
-    assert order_row(app, second).status == "closed"
+    assert order_row(app, first).status == "closed"
+    assert "a second payment of ¥100.00 arrived and is returned automatically" in client.get("/orders").text
 
 
 def test_a_refund_whose_answer_was_lost_is_checked_and_never_paid_twice(app, client, clock, learner):
-    first = checkout(client, [learner[0]])
-    second = checkout(client, [learner[0]], channel="wechat")
-    pay_at_emulator(app, qr_of(app, first))
+    first, _ = paid_unseen_then_ordered_again(app, client, clock, learner[0], "wechat", "alipay")
     with app.app_context():
-        out_trade_no = attempt_of(second).out_trade_no
+        out_trade_no = attempt_of(first).out_trade_no
     set_fault(app, "api_unknown", channel="wechat")  # the refund happens; the answer is lost
-    pay_at_emulator(app, qr_of(app, second))
+    clock.advance(minutes=15)
+    with app.app_context():
+        assert deliver_due_notifications() >= 1  # the late callback: paid, course owned
     with app.app_context():
         assert db.session.scalar(select(Refund.status)) == "processing"
     clear_faults(app)

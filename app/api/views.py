@@ -135,7 +135,7 @@ def create_order() -> tuple[Response, int]:
         order_id = checkout_request(parsed)
     except (CheckoutError, CouponError) as failure:
         db.session.rollback()
-        status = 409 if failure.code == "course_owned" else 422
+        status = 409 if failure.code in ("course_owned", "pending_order") else 422
         return error(failure.code, failure.message, status)
     order = db.session.get(Order, order_id)
     return jsonify(order_json(order)), 201

@@ -11,7 +11,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from app.accounts.models import User
-from app.cart.coupons import check_coupon, find_coupon, redeem
+from app.cart.coupons import check_coupon, find_coupon, normalize_code, redeem
 from app.cart.pricing import PricedLine, PriceLine, quote
 from app.cart.services import tax_rate
 from app.catalog.models import Course
@@ -78,8 +78,12 @@ def place_order(request: OrderRequest) -> int:
     if request.channel not in enabled_channels():
         raise CheckoutError("unknown_channel", "This payment method is not available.")
     courses = _courses_for(request)
-    # Serialise one learner's checkouts, so per-user coupon limits hold under races.
+    # Serialise one learner's checkouts, so per-user coupon limits hold under races, and
+    # two tabs cannot both open an order for the same course.
     db.session.execute(select(User.id).where(User.id == request.user_id).with_for_update())
+    waiting = _waiting_order(request, courses)
+    if waiting is not None:
+        return waiting
 
     lines = [PriceLine(course.id, course.price_fen) for course in courses]
     coupon = find_coupon(request.coupon_code) if request.coupon_code else None
@@ -145,6 +149,34 @@ def _sold_line(course: Course, priced: PricedLine, placed_at: datetime) -> Order
         for split in split_share(priced.amount_fen - priced.tax_fen, rate_bps, authors_of(course))
     ]
     return line
+
+
+def _waiting_order(request: OrderRequest, courses: Sequence[Course]) -> int | None:
+    """A pending order of this learner for the same courses (and coupon) is reused, so
+    one purchase never has two QR codes waiting to be paid; one that shares only some
+    courses is refused, naming it. An order past its deadline no longer counts."""
+    wanted = {course.id for course in courses}
+    waiting = db.session.scalars(
+        select(Order)
+        .join(OrderLine, OrderLine.order_id == Order.id)
+        .where(Order.user_id == request.user_id, Order.status == "pending",
+               Order.expires_at > now(), OrderLine.course_id.in_(wanted))
+        .order_by(Order.id)
+        .distinct()
+    ).all()
+    coupon_code = normalize_code(request.coupon_code) if request.coupon_code else None
+    for order in waiting:
+        if {line.course_id for line in order.lines} == wanted and order.coupon_code == coupon_code:
+            return order.id
+    if waiting:
+        order = waiting[0]
+        titles = "、".join(line.title for line in order.lines if line.course_id in wanted)
+        raise CheckoutError(
+            "pending_order",
+            f"{titles} is already in order {order.order_no}, waiting for payment until "
+            f"{beijing(order.expires_at):%H:%M}. Pay that order, or order again after it expires.",
+        )
+    return None
 
 
 def _courses_for(request: OrderRequest) -> list[Course]:

@@ -360,13 +360,14 @@ def _revoke_unless_held_elsewhere(user_id: int, course_id: int, refunded_order_i
 
 
 def refunds_by_order(order_ids: Sequence[int]) -> dict[int, list[Refund]]:
-    """The customer refunds of these orders, oldest first, for the learner's list."""
+    """The refunds of these orders, oldest first, for the learner's list: the ones they
+    asked for, and the system refunds of money that arrived twice (told, not hidden)."""
     found: dict[int, list[Refund]] = {order_id: [] for order_id in order_ids}
     if not order_ids:
         return found
     for refund in db.session.scalars(
         select(Refund)
-        .where(Refund.order_id.in_(order_ids), Refund.kind == "customer")
+        .where(Refund.order_id.in_(order_ids))
         .order_by(Refund.id)
     ):
         found[refund.order_id].append(refund)
