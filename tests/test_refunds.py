@@ -371,3 +371,18 @@ def test_a_failed_refund_is_not_sent_again_without_a_staff_decision(app, client)
         assert (refund.status, refund.tries) == ("failed", 0)
         tick()
         assert db.session.get(Refund, refund_id).status == "failed"
+
+
+def test_a_course_taken_by_another_request_meanwhile_is_named_as_the_problem(app, client):
+    order_no = paid_order(app, client, [10000, 4990])
+    with app.app_context():
+        first_line = order_of(order_no).lines[0].id
+    form = {"lines": [str(first_line)], "reason": "Not for me"}
+    assert client.post(f"/orders/{order_no}/refund", data=form).status_code == 302
+    with app.app_context():
+        approve_and_run(db.session.scalar(select(Refund.id)), staff("support", "support@example.com"))
+    stale = client.post(f"/orders/{order_no}/refund", data=form, follow_redirects=True)  # a second tab
+    assert "Choose courses of this order that can be refunded." in stale.text
+    assert "Please give a reason" not in stale.text
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Refund.id))) == 1

@@ -57,7 +57,10 @@ def request_refund(order_no: str) -> str | Response:
             flash("Your refund request was sent. We will let you know the decision.", "success")
             return redirect(url_for("checkout.my_orders"))
     elif form.is_submitted() and form.errors:
-        flash("Please give a reason for the refund.", "error")
+        # A course no longer offered (refunded meanwhile, say from another tab) fails the
+        # lines field; say that, not that the reason is missing.
+        flash("Choose courses of this order that can be refunded." if form.lines.errors
+              else "Please give a reason for the refund.", "error")
     return render_template("checkout/refund.html", order=order, policy=policy, form=form)
 
 
