@@ -18,6 +18,9 @@ from app.checkout.services import CheckoutError, OrderRequest, current_attempt, 
 from app.checkout.status import order_status
 from app.extensions import db
 
+# Row ids are 32-bit integers in both databases; a larger id names no row.
+MAX_ROW_ID = 2**31 - 1
+
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 MAX_IDEMPOTENCY_KEY = 100
@@ -61,22 +64,34 @@ def courses() -> Response:
     )
 
 
+def _encodable(text: str) -> bool:
+    """False for strings with lone surrogates (JSON ``"\\ud800"``): no column takes them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _parse_order_body() -> OrderRequest | tuple[Response, int]:
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the parser recurses
+        body = None
     if not isinstance(body, dict):
         return error("invalid_json", "The body must be a JSON object.", 400)
     course_ids = body.get("course_ids")
     if (
         not isinstance(course_ids, list)
         or not course_ids
-        or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in course_ids)
+        or not all(isinstance(c, int) and not isinstance(c, bool) and 0 < c <= MAX_ROW_ID for c in course_ids)
     ):
         return error("invalid_course_ids", "course_ids must be a non-empty list of ids.", 422)
     coupon = body.get("coupon")
-    if coupon is not None and (not isinstance(coupon, str) or len(coupon) > 40):
+    if coupon is not None and (not isinstance(coupon, str) or len(coupon) > 40 or not _encodable(coupon)):
         return error("invalid_coupon", "coupon must be a string of at most 40 characters.", 422)
     channel = body.get("channel", "alipay")
-    if not isinstance(channel, str):
+    if not isinstance(channel, str) or not _encodable(channel):
         return error("invalid_channel", "channel must be a string.", 422)
     key = request.headers.get("Idempotency-Key")
     if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable()):

@@ -28,7 +28,7 @@ def normalize_code(code: str) -> str:
 
 def find_coupon(code: str) -> Coupon:
     normalized = normalize_code(code)
-    if not normalized or len(normalized) > 40:
+    if not normalized or len(normalized) > 40 or not normalized.isprintable():
         raise CouponError("coupon_not_found", "This coupon code does not exist.")
     coupon = db.session.scalar(select(Coupon).where(Coupon.code == normalized))
     if coupon is None:

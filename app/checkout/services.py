@@ -2,6 +2,7 @@
 payment attempt. Services flush, never commit; the caller commits (DESIGN.md §3)."""
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -221,8 +222,14 @@ def new_attempt(order: Order, channel: str) -> int:
     return attempt.id
 
 
+ORDER_NO_RE = re.compile(r"CC[0-9]{20}")
+
+
 def order_for_user(order_no: str, user_id: int) -> Order | None:
-    """The order if it belongs to this learner; someone else's order is simply not found."""
+    """The order if it belongs to this learner; someone else's order is simply not found,
+    and text that cannot be an order number is not even looked up."""
+    if not ORDER_NO_RE.fullmatch(order_no):
+        return None
     return db.session.scalar(
         select(Order).where(Order.order_no == order_no, Order.user_id == user_id)
     )

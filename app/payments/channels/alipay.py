@@ -26,6 +26,7 @@ from app.payments.channels.base import (
     Notification,
     NotificationRejected,
     NotifyAnswer,
+    is_identifier,
     RefundRequest,
     RefundResult,
     RefundState,
@@ -191,8 +192,14 @@ def signed_response_body(method: str, node: Mapping[str, Any], private_key: RsaK
 
 
 def parse_beijing_time(text: str) -> datetime:
-    """``"2024-05-01 10:00:00"`` in Beijing time -> an aware datetime. ValueError if not."""
-    return datetime.strptime(text, ALIPAY_TIME_FORMAT).replace(tzinfo=BEIJING)
+    """``"2024-05-01 10:00:00"`` in Beijing time -> an aware datetime. ValueError if not,
+    or if the instant has no UTC equivalent (year 1, early morning, say)."""
+    moment = datetime.strptime(text, ALIPAY_TIME_FORMAT).replace(tzinfo=BEIJING)
+    try:
+        moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("time out of range") from None
+    return moment
 
 
 def format_beijing_time(moment: datetime) -> str:
@@ -441,6 +448,9 @@ class AlipayChannel:
         for name in _NOTIFY_REQUIRED:
             if not fields.get(name):
                 raise NotificationRejected(f"missing {name}")
+        for name in ("notify_id", "out_trade_no", "trade_no"):
+            if not is_identifier(fields[name]):
+                raise NotificationRejected(f"malformed {name}")
         state = _TRADE_STATES.get(fields["trade_status"])
         if state is None:
             raise NotificationRejected("unknown trade_status")

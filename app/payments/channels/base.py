@@ -7,6 +7,8 @@ channel does, and we learn of it from a verified notification or an active query
 """
 from __future__ import annotations
 
+import re
+
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -164,3 +166,13 @@ class PaymentChannel(Protocol):
     def rejected_answer(self, reason: str) -> NotifyAnswer: ...
 
     def unavailable_answer(self) -> NotifyAnswer: ...
+
+
+# The columns that keep a channel's identifiers (dedupe key, trade numbers) are bounded
+# ASCII; anything else could only come from a faulty channel and would fail to store.
+_IDENTIFIER_RE = re.compile(r"[\x21-\x7e]{1,64}")
+
+
+def is_identifier(value: object) -> bool:
+    """A channel identifier we can store: 1 to 64 printable ASCII characters, no blanks."""
+    return isinstance(value, str) and _IDENTIFIER_RE.fullmatch(value) is not None

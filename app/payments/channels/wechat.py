@@ -26,6 +26,7 @@ from app.payments.channels.base import (
     Notification,
     NotificationRejected,
     NotifyAnswer,
+    is_identifier,
     RefundNotification,
     RefundRequest,
     RefundResult,
@@ -90,10 +91,28 @@ def format_rfc3339(moment: datetime) -> str:
     return moment.astimezone(BEIJING).isoformat(timespec="seconds")
 
 
+def _json_object(text: str) -> Any:
+    """JSON as a channel may send it, refused (ValueError) when it could not be stored or
+    compared safely: nested deeper than Python recurses, or holding lone surrogates
+    (``"\\ud800"``) that no database column accepts."""
+    try:
+        value = json.loads(text)
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (RecursionError, UnicodeEncodeError):
+        raise ValueError("JSON nested too deep or not encodable") from None
+    return value
+
+
 def parse_rfc3339(text: str) -> datetime:
+    """An RFC 3339 time with its offset; ValueError if it has none, or if the instant
+    has no UTC equivalent."""
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         raise ValueError("time without an offset")
+    try:
+        moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("time out of range") from None
     return moment
 
 
@@ -359,10 +378,10 @@ class WechatChannel:
             raise SignatureError("callback body is not UTF-8") from None
         self._verify(headers, text, check_age=True, what="callback")
         try:
-            event = json.loads(text)
+            event = _json_object(text)
             resource = event["resource"]
             event_id, event_type = event["id"], event["event_type"]
-            if not isinstance(resource, dict) or not isinstance(event_id, str) or not event_id:
+            if not isinstance(resource, dict) or not is_identifier(event_id) or not isinstance(event_type, str):
                 raise TypeError
         except (ValueError, KeyError, TypeError):
             raise NotificationRejected("callback is not a WeChat Pay event") from None
@@ -372,17 +391,19 @@ class WechatChannel:
             raise NotificationRejected(f"unexpected event_type {event_type!r}")
         plaintext = self._decrypt(resource)
         try:
-            answer = json.loads(plaintext)
-        except ValueError:
+            answer = _json_object(plaintext)
+        except (ValueError, TypeError):
             raise NotificationRejected("resource is not JSON") from None
         if not isinstance(answer, dict):
             raise NotificationRejected("resource is not a JSON object")
         out_trade_no = answer.get("out_trade_no")
-        if not isinstance(out_trade_no, str) or not out_trade_no:
-            raise NotificationRejected("missing out_trade_no")
+        if not is_identifier(out_trade_no):
+            raise NotificationRejected("missing or malformed out_trade_no")
         transaction = self._check_transaction(answer, out_trade_no, NotificationRejected)
         if transaction.state is not TradeState.PAID or not transaction.transaction_id:
             raise NotificationRejected("TRANSACTION.SUCCESS for an unpaid transaction")
+        if not is_identifier(transaction.transaction_id):
+            raise NotificationRejected("malformed transaction_id")
         return Notification(
             channel=self.name,
             notify_id=event_id,
