@@ -30,13 +30,14 @@ from app.checkout.models import Order, OrderLine
 from app.extensions import db
 from app.jobs import enqueue
 from app.jobs.periodic import tick
-from app.ledger.models import JournalEntry, Posting
+from app.ledger.models import JournalEntry
 from app.ledger.services import unbalanced_entry_ids
 from app.payments import refund_workflow
 from app.payments.models import InboxNotification, PaymentAttempt, Refund, RefundLine
 from app.payments.refund_workflow import RefundError
 from tests.alipay_oracle import notification_fields, signed_body
 from tests.helpers import attempt_of, checkout, login, make_coupon, make_course, pay_at_emulator
+from tests.test_refunds import order_account_sums
 
 PASSWORD = "correct-horse"
 # A deliberately cheap hash: a hundred real logins must not spend seconds on scrypt.
@@ -312,16 +313,6 @@ WAITING = 8  # requests already waiting for support when the race starts
 NEWCOMERS = 16  # learners' requests made during the race
 RACERS = WAITING + NEWCOMERS
 PRICES = [10000, 12000, 8000, 9000]
-
-
-def order_account_sums(order_id: int) -> dict[str, int]:
-    rows = db.session.execute(
-        select(Posting.account, func.sum(Posting.amount_fen))
-        .join(JournalEntry, JournalEntry.id == Posting.entry_id)
-        .where(JournalEntry.order_id == order_id)
-        .group_by(Posting.account)
-    ).all()
-    return {account: total for account, total in rows}
 
 
 def approve_and_run(reason: str, support_id: int) -> str:
