@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from app.accounts.services import create_token, find_user
+from app.checkout import services
 from app.checkout.models import Order
 from app.extensions import db
 from app.payments.models import PaymentAttempt
@@ -100,3 +101,13 @@ def test_the_api_reuses_the_waiting_order_and_refuses_an_overlapping_one(app, cl
     assert first.json["order_no"] in overlapping.json["message"]
     with app.app_context():
         assert count(Order.id) == 1
+
+
+def test_an_order_number_drawn_twice_is_drawn_again(app, client, monkeypatch):
+    """Order numbers are the second plus six random digits: a clash must not fail checkout."""
+    first_course, second_course = courses(app, [10000, 5000])
+    login(client)
+    first = checkout(client, [first_course])
+    drawn = iter([first, first, "CC20261120100000999999"])
+    monkeypatch.setattr(services, "new_order_no", lambda: next(drawn))
+    assert checkout(client, [second_course]) == "CC20261120100000999999"

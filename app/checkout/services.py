@@ -58,6 +58,16 @@ def new_order_no() -> str:
     return "CC" + beijing(now()).strftime("%Y%m%d%H%M%S") + f"{secrets.randbelow(10**6):06d}"
 
 
+def _unused_order_no() -> str:
+    """A fresh order number no order has. Numbers are the second plus six random digits,
+    so two orders in one second can draw the same one; draw again rather than fail."""
+    for _ in range(5):
+        order_no = new_order_no()
+        if db.session.scalar(select(Order.id).where(Order.order_no == order_no)) is None:
+            return order_no
+    raise CheckoutError("busy", "Please try again in a moment.")
+
+
 def find_by_idempotency_key(user_id: int, key: str) -> Order | None:
     return db.session.scalar(
         select(Order).where(Order.user_id == user_id, Order.idempotency_key == key)
@@ -99,7 +109,7 @@ def place_order(request: OrderRequest) -> int:
 
     expires_at = now() + timedelta(minutes=current_app.config["ORDER_TTL_MINUTES"])
     order = Order(
-        order_no=new_order_no(),
+        order_no=_unused_order_no(),
         user_id=request.user_id,
         status="pending",
         subtotal_fen=priced.subtotal_fen,
