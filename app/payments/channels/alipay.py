@@ -26,7 +26,6 @@ from app.payments.channels.base import (
     Notification,
     NotificationRejected,
     NotifyAnswer,
-    is_identifier,
     RefundRequest,
     RefundResult,
     RefundState,
@@ -34,6 +33,7 @@ from app.payments.channels.base import (
     TradeState,
     TradeStatus,
     UnknownResult,
+    is_identifier,
 )
 from app.payments.channels.crypto import (
     RsaKey,

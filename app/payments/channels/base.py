@@ -7,9 +7,8 @@ channel does, and we learn of it from a verified notification or an active query
 """
 from __future__ import annotations
 
-import re
-
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Mapping, Protocol

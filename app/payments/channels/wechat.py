@@ -26,7 +26,6 @@ from app.payments.channels.base import (
     Notification,
     NotificationRejected,
     NotifyAnswer,
-    is_identifier,
     RefundNotification,
     RefundRequest,
     RefundResult,
@@ -35,6 +34,7 @@ from app.payments.channels.base import (
     TradeState,
     TradeStatus,
     UnknownResult,
+    is_identifier,
 )
 from app.payments.channels.crypto import (
     DecryptionError,
@@ -91,7 +91,7 @@ def format_rfc3339(moment: datetime) -> str:
     return moment.astimezone(BEIJING).isoformat(timespec="seconds")
 
 
-def _json_object(text: str) -> Any:
+def _parse_channel_json(text: str) -> Any:
     """JSON as a channel may send it, refused (ValueError) when it could not be stored or
     compared safely: nested deeper than Python recurses, or holding lone surrogates
     (``"\\ud800"``) that no database column accepts."""
@@ -378,7 +378,7 @@ class WechatChannel:
             raise SignatureError("callback body is not UTF-8") from None
         self._verify(headers, text, check_age=True, what="callback")
         try:
-            event = _json_object(text)
+            event = _parse_channel_json(text)
             resource = event["resource"]
             event_id, event_type = event["id"], event["event_type"]
             if not isinstance(resource, dict) or not is_identifier(event_id) or not isinstance(event_type, str):
@@ -391,7 +391,7 @@ class WechatChannel:
             raise NotificationRejected(f"unexpected event_type {event_type!r}")
         plaintext = self._decrypt(resource)
         try:
-            answer = _json_object(plaintext)
+            answer = _parse_channel_json(plaintext)
         except (ValueError, TypeError):
             raise NotificationRejected("resource is not JSON") from None
         if not isinstance(answer, dict):
