@@ -7,16 +7,12 @@ from typing import Any, Mapping
 
 from app.audit.services import record
 from app.catalog.models import Course, Instructor
+from app.errors import ServiceError
 from app.extensions import db
 
 
-class EditError(Exception):
+class EditError(ServiceError):
     """An edit that breaks a rule; ``message`` is for the staff member."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)

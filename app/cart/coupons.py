@@ -9,17 +9,13 @@ from sqlalchemy import func, select, update
 
 from app.cart.models import Coupon, CouponRedemption
 from app.cart.pricing import Discount, PriceLine, eligible_subtotal
+from app.errors import ServiceError
 from app.extensions import db
 from app.money import display_yuan
 
 
-class CouponError(Exception):
+class CouponError(ServiceError):
     """A coupon that cannot be used; ``code`` is stable, ``message`` is for the learner."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def normalize_code(code: str) -> str:

@@ -20,6 +20,7 @@ from app.catalog.services import owned_course_ids
 from app.checkout.models import Order, OrderLine
 from app.earnings.models import OrderLineShare
 from app.earnings.rules import authors_of, rate_for, split_share
+from app.errors import ServiceError
 from app.extensions import db
 from app.payments.models import PaymentAttempt
 from app.payments.registry import enabled_channels, unavailable_reason
@@ -28,11 +29,8 @@ from app.timeutil import beijing, now
 MAX_COURSES_PER_ORDER = 50
 
 
-class CheckoutError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class CheckoutError(ServiceError):
+    """A refusal of this service; see `ServiceError`."""
 
 
 class IdempotencyConflict(CheckoutError):

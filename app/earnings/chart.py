@@ -90,6 +90,7 @@ def _bar_chart_svg(months: list[tuple[str, int]], title: str, element_id: str) -
     span = top - bottom
 
     def y_of(amount_fen: int) -> float:
+        # A pixel position, never an amount: the labels format the fen as integers.
         return PLOT_TOP + (top - amount_fen) * PLOT_HEIGHT / span
 
     zero_y = y_of(0)

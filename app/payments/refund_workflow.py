@@ -18,6 +18,7 @@ from app.accounts.models import User
 from app.audit.services import record
 from app.catalog.models import Enrollment, Lesson, LessonView
 from app.checkout.models import Order, OrderLine
+from app.errors import ServiceError
 from app.extensions import db
 from app.ledger.fees import refund_fee
 from app.ledger.services import post_refund
@@ -33,13 +34,8 @@ SECOND_APPROVERS = frozenset({"finance", "admin"})
 MAX_REASON = 255
 
 
-class RefundError(Exception):
+class RefundError(ServiceError):
     """A refund step that cannot be taken; ``message`` is for the person who tried."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from app.payments.channels.base import (
     TradeState,
     TradeStatus,
     UnknownResult,
+    in_utc_range,
     is_identifier,
 )
 from app.payments.channels.crypto import (
@@ -194,12 +195,7 @@ def signed_response_body(method: str, node: Mapping[str, Any], private_key: RsaK
 def parse_beijing_time(text: str) -> datetime:
     """``"2024-05-01 10:00:00"`` in Beijing time -> an aware datetime. ValueError if not,
     or if the instant has no UTC equivalent (year 1, early morning, say)."""
-    moment = datetime.strptime(text, ALIPAY_TIME_FORMAT).replace(tzinfo=BEIJING)
-    try:
-        moment.astimezone(timezone.utc)
-    except OverflowError:
-        raise ValueError("time out of range") from None
-    return moment
+    return in_utc_range(datetime.strptime(text, ALIPAY_TIME_FORMAT).replace(tzinfo=BEIJING))
 
 
 def format_beijing_time(moment: datetime) -> str:

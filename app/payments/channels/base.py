@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Mapping, Protocol
 
 
@@ -175,3 +175,13 @@ _IDENTIFIER_RE = re.compile(r"[\x21-\x7e]{1,64}")
 def is_identifier(value: object) -> bool:
     """A channel identifier we can store: 1 to 64 printable ASCII characters, no blanks."""
     return isinstance(value, str) and _IDENTIFIER_RE.fullmatch(value) is not None
+
+
+def in_utc_range(moment: datetime) -> datetime:
+    """``moment`` if it has a UTC equivalent (storage is naive UTC); ValueError for
+    instants such as year 1 in the morning, which only a faulty channel would send."""
+    try:
+        moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("time out of range") from None
+    return moment

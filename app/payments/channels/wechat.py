@@ -15,7 +15,6 @@ from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 import requests
 
@@ -44,10 +43,17 @@ from app.payments.channels.crypto import (
     rsa2_sign,
     rsa2_verify,
 )
+from app.payments.channels.wechat_format import (
+    answer_message,
+    format_rfc3339,
+    parse_channel_json,
+    parse_rfc3339,
+    request_message,
+    truncate_utf8,
+)
 
 log = logging.getLogger(__name__)
 
-BEIJING = ZoneInfo("Asia/Shanghai")
 SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
 # WeChat Pay refuses callbacks and answers older or newer than this; so do we.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -82,53 +88,6 @@ class WechatSettings:
     platform_public_key_id: str
     api_base_url: str  # "https://api.mch.weixin.qq.com", or the emulator's
     timeout_seconds: float = 10.0
-
-
-def format_rfc3339(moment: datetime) -> str:
-    """``2026-11-23T10:34:56+08:00``: the time format of every WeChat Pay v3 field."""
-    if moment.tzinfo is None:
-        raise ValueError("naive datetime: cannot tell which instant it is")
-    return moment.astimezone(BEIJING).isoformat(timespec="seconds")
-
-
-def _parse_channel_json(text: str) -> Any:
-    """JSON as a channel may send it, refused (ValueError) when it could not be stored or
-    compared safely: nested deeper than Python recurses, or holding lone surrogates
-    (``"\\ud800"``) that no database column accepts."""
-    try:
-        value = json.loads(text)
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except (RecursionError, UnicodeEncodeError):
-        raise ValueError("JSON nested too deep or not encodable") from None
-    return value
-
-
-def parse_rfc3339(text: str) -> datetime:
-    """An RFC 3339 time with its offset; ValueError if it has none, or if the instant
-    has no UTC equivalent."""
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise ValueError("time without an offset")
-    try:
-        moment.astimezone(timezone.utc)
-    except OverflowError:
-        raise ValueError("time out of range") from None
-    return moment
-
-
-def truncate_utf8(text: str, max_bytes: int) -> str:
-    """At most ``max_bytes`` of UTF-8, cut on a character boundary: WeChat Pay's field
-    limits are safest read as bytes, and a Chinese character takes three."""
-    encoded = text.encode("utf-8")[:max_bytes]
-    return encoded.decode("utf-8", errors="ignore")
-
-
-def request_message(method: str, path_with_query: str, timestamp: str, nonce: str, body: str) -> str:
-    return f"{method}\n{path_with_query}\n{timestamp}\n{nonce}\n{body}\n"
-
-
-def answer_message(timestamp: str, nonce: str, body: str) -> str:
-    return f"{timestamp}\n{nonce}\n{body}\n"
 
 
 def _utc_now() -> datetime:
@@ -378,7 +337,7 @@ class WechatChannel:
             raise SignatureError("callback body is not UTF-8") from None
         self._verify(headers, text, check_age=True, what="callback")
         try:
-            event = _parse_channel_json(text)
+            event = parse_channel_json(text)
             resource = event["resource"]
             event_id, event_type = event["id"], event["event_type"]
             if not isinstance(resource, dict) or not is_identifier(event_id) or not isinstance(event_type, str):
@@ -391,7 +350,7 @@ class WechatChannel:
             raise NotificationRejected(f"unexpected event_type {event_type!r}")
         plaintext = self._decrypt(resource)
         try:
-            answer = _parse_channel_json(plaintext)
+            answer = parse_channel_json(plaintext)
         except (ValueError, TypeError):
             raise NotificationRejected("resource is not JSON") from None
         if not isinstance(answer, dict):
