@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Mapping, Protocol
 
 
@@ -101,6 +101,31 @@ class RefundResult:
     refunded_at: datetime | None = None
 
 
+class BillKind(str, enum.Enum):
+    PAYMENT = "payment"  # money the payer paid us
+    REFUND = "refund"  # money we gave back
+
+
+@dataclass(frozen=True)
+class BillLine:
+    """One line of a channel's daily trade bill, in our terms (fen, aware times).
+
+    A payment line names the trade; a refund line names the trade it refunds and our
+    out_refund_no. Amounts and fees are positive whichever way the money went: the fee
+    is what the channel kept of a payment, or what it gave back with a refund.
+    """
+
+    kind: BillKind
+    out_trade_no: str
+    channel_trade_no: str
+    amount_fen: int
+    fee_fen: int
+    state: str  # "succeeded" for completed lines; a refund line may be "processing" or "failed"
+    occurred_at: datetime  # timezone-aware: when the channel completed it
+    out_refund_no: str | None = None
+    channel_refund_no: str | None = None
+
+
 class ChannelError(Exception):
     """Base of every error a channel raises."""
 
@@ -110,6 +135,11 @@ class UnknownResult(ChannelError):
 
     The outcome must be learnt by a query, never guessed.
     """
+
+
+class BillNotReady(ChannelError):
+    """The channel has no bill for that day yet (the day is not over, or the bill is
+    still being prepared); ask again later."""
 
 
 class SignatureError(ChannelError):
@@ -155,6 +185,9 @@ class PaymentChannel(Protocol):
     def refund(self, refund: RefundRequest) -> RefundResult: ...
 
     def query_refund(self, out_trade_no: str, out_refund_no: str) -> RefundResult | None: ...
+
+    # Both channels cut their bills by the calendar day in Beijing time (UTC+8).
+    def download_bill(self, bill_date: date) -> list[BillLine]: ...
 
     def parse_notification(
         self, body: bytes, headers: Mapping[str, str]
