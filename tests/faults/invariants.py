@@ -1,9 +1,11 @@
-"""What must hold after any fault (issue 6, "Done means"), checked in SQL on the
-database the site used. Each check returns the rows that break it, so a failing test
+"""What must hold after any fault (issue 6, "Done means"), checked in SQL (valid on
+PostgreSQL and SQLite) on the database the site used. Each check returns the rows that break it, so a failing test
 names them."""
 from __future__ import annotations
 
-from tests.faults.stack import FaultStack
+from typing import Callable
+
+Rows = Callable[[str], list[tuple]]
 
 CHECKS = {
     "journal entries that do not balance":
@@ -40,11 +42,12 @@ CHECKS = {
 }
 
 
-def broken_invariants(stack: FaultStack) -> dict[str, list[tuple]]:
-    """Every check with the rows that break it; an empty dict when all hold."""
+def broken_invariants(rows_of: Rows) -> dict[str, list[tuple]]:
+    """Every check with the rows that break it (``rows_of`` runs a query, such as
+    `FaultStack.rows`); an empty dict when all hold."""
     broken = {}
     for name, sql in CHECKS.items():
-        rows = stack.rows(sql)
+        rows = rows_of(sql)
         if rows:
             broken[name] = rows
     return broken

@@ -65,4 +65,4 @@ def test_a_crash_between_commit_and_enqueue_loses_nothing(fault_stack: FaultStac
 
     assert stack.rows("SELECT status, deliveries FROM notification_inbox") == [("processed", 2)]
     assert stack.value("SELECT count(*) FROM journal_entries WHERE kind = 'payment'") == 1
-    assert broken_invariants(stack) == {}
+    assert broken_invariants(stack.rows) == {}

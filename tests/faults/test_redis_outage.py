@@ -10,7 +10,7 @@ import uuid
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app.checkout.models import Order
 from app.extensions import db
@@ -19,7 +19,8 @@ from app.ledger.models import JournalEntry
 from app.ledger.services import unbalanced_entry_ids
 from app.payments.models import InboxNotification
 from tests.alipay_oracle import notification_fields, signed_body
-from tests.faults.conftest import RedisServer
+from tests.faults.invariants import broken_invariants
+from tests.faults.servers import RedisServer
 from tests.test_notify import FORM, place_pending_order
 
 
@@ -86,3 +87,6 @@ def test_callback_during_redis_outage_is_stored_and_settled_once_redis_returns(
         )
         assert payments == 1
         assert unbalanced_entry_ids() == []
+        assert broken_invariants(
+            lambda sql: [tuple(row) for row in db.session.execute(text(sql))]
+        ) == {}

@@ -91,4 +91,4 @@ def test_a_refund_interrupted_by_a_killed_process_ends_exactly_once(
     assert stack.value(
         "SELECT tries FROM refunds WHERE id = :id", id=refund_id
     ) >= 2  # sent once, then asked about
-    assert broken_invariants(stack) == {}
+    assert broken_invariants(stack.rows) == {}

@@ -55,4 +55,4 @@ def test_worker_killed_in_the_middle_of_process_notification(fault_stack: FaultS
                "the inbox row is processed")
     assert stack.value("SELECT count(*) FROM journal_entries WHERE kind = 'payment'") == 1
     assert stack.value("SELECT count(*) FROM enrollments") == len(purchase.courses)
-    assert broken_invariants(stack) == {}
+    assert broken_invariants(stack.rows) == {}
