@@ -146,6 +146,13 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None) ->
         # What each channel keeps of a payment, in basis points (60 = 0.6 %).
         "ALIPAY_FEE_BPS": _bps(env, "ALIPAY_FEE_BPS", 60),
         "WECHAT_FEE_BPS": _bps(env, "WECHAT_FEE_BPS", 60),
+        # The emulator's own contract rates; unset (None), the two rates above.
+        "GATEWAY_ALIPAY_FEE_BPS": (
+            _bps(env, "GATEWAY_ALIPAY_FEE_BPS", 0) if env.get("GATEWAY_ALIPAY_FEE_BPS") else None
+        ),
+        "GATEWAY_WECHAT_FEE_BPS": (
+            _bps(env, "GATEWAY_WECHAT_FEE_BPS", 0) if env.get("GATEWAY_WECHAT_FEE_BPS") else None
+        ),
         # The smallest available balance finance pays out in a batch.
         "PAYOUT_MINIMUM_FEN": _int(env, "PAYOUT_MINIMUM_FEN", 10000, minimum=1),
         "CHANNEL_TIMEOUT_SECONDS": float(env.get("CHANNEL_TIMEOUT_SECONDS") or 10),

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
+import re
+from datetime import date, datetime
 from typing import Any, Callable, Mapping
 
 from flask import Response, current_app, request, url_for
 
 from app.extensions import db
-from app.gateway import faults, trades
+from app.gateway import alipay_bills, faults, trades
+from app.gateway.bills import BillDay, download_token, read_download_token
 from app.gateway.blueprint import bp
 from app.gateway.identity import AlipayIdentity, alipay_identity
 from app.gateway.models import GatewayAlipayTrade
@@ -29,6 +31,7 @@ from app.payments.channels.alipay import (
     signed_response_body,
     verify_params,
 )
+from app.payments.channels.alipay_bill import METHOD as BILL_METHOD
 from app.timeutil import as_aware
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,7 @@ MESSAGES = {
 }
 MAX_AMOUNT_FEN = 100_000_000 * 100  # Alipay's ceiling for one trade: ¥100,000,000.00
 MAX_URL_LENGTH = 512
+_BILL_DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 Node = dict[str, Any]
 
@@ -274,6 +278,45 @@ def refund_query(
     return node
 
 
+def _invalid_bill_argument(message: str) -> Refusal:
+    return Refusal("40004", "isv.invalid_arguments", message)
+
+
+def bill_downloadurl(
+    params: Mapping[str, str], biz: Mapping[str, Any], identity: AlipayIdentity
+) -> Node:
+    """``alipay.data.dataservice.bill.downloadurl.query``: where to fetch a day's bill.
+
+    The emulator keeps daily ``trade`` bills only (no monthly or ``signcustomer``
+    ones). Until the Beijing day is over there is no bill: isp.bill_not_exist.
+    """
+    if biz.get("bill_type") != "trade":
+        raise _invalid_bill_argument("bill_type 只支持 trade")
+    text = biz.get("bill_date")
+    try:
+        if not isinstance(text, str) or not _BILL_DATE_RE.match(text):
+            raise ValueError
+        bill_date = date.fromisoformat(text)
+    except ValueError:
+        raise _invalid_bill_argument("bill_date 须为 yyyy-MM-dd 格式的日账单日期") from None
+    if not BillDay.of(bill_date).is_over():
+        raise Refusal("40004", "isp.bill_not_exist", "账单不存在")
+    token = download_token(
+        {"channel": "alipay", "app_id": identity.app_id, "bill_date": bill_date.isoformat()},
+        alipay_bills.URL_LIFETIME,
+    )
+    path = url_for(
+        "gateway.alipay_bill_file",
+        bizType="trade",
+        userId=alipay_bills.bill_account(identity.seller_id),
+        fileType="csv.zip",
+        bizDates=f"{bill_date:%Y%m%d}",
+        downloadFileName=alipay_bills.archive_name(identity.seller_id, bill_date),
+        token=token,
+    )
+    return _success(bill_download_url=current_app.config["PUBLIC_BASE_URL"] + path)
+
+
 Handler = Callable[[Mapping[str, str], Mapping[str, Any], AlipayIdentity], Node]
 HANDLERS: dict[str, Handler] = {
     "alipay.trade.precreate": precreate,
@@ -281,6 +324,7 @@ HANDLERS: dict[str, Handler] = {
     "alipay.trade.close": close,
     "alipay.trade.refund": refund,
     "alipay.trade.fastpay.refund.query": refund_query,
+    BILL_METHOD: bill_downloadurl,
 }
 
 
@@ -327,3 +371,26 @@ def alipay_gateway() -> Response:
     if "api_timeout" in active:
         faults.sleep_for_timeout()
     return _answer(method, node)
+
+
+@bp.get("/alipay/downloadBillFile.resource")
+def alipay_bill_file() -> Response:
+    """The bill ZIP behind a ``bill_download_url``: no signature, like Alipay's file
+    server; the address itself is the authority, and it expires."""
+    identity = alipay_identity()
+    if "api_error" in faults.faults_for("alipay", None):
+        return Response("Service Unavailable", status=503, content_type="text/plain; charset=utf-8")
+    fields = read_download_token(request.args.get("token", ""))
+    if fields is None or fields.get("channel") != "alipay" or fields.get("app_id") != identity.app_id:
+        return Response("下载超时，请重新下载", status=404, content_type="text/plain; charset=utf-8")
+    bill_date = date.fromisoformat(fields["bill_date"])
+    body = alipay_bills.build_archive(
+        identity.seller_id, bill_date, alipay_bills.bill_rows(identity.app_id, bill_date)
+    )
+    name = alipay_bills.archive_name(identity.seller_id, bill_date)
+    return Response(
+        body,
+        status=200,
+        content_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -11,18 +11,21 @@ the refund's transaction and started only once that transaction committed.
 """
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import logging
 import re
 import secrets
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Callable
 from urllib.parse import quote
 
 from flask import Response, current_app, g, request, url_for
 
 from app.extensions import db
-from app.gateway import faults, notifier, wechat_trades
+from app.gateway import faults, notifier, wechat_bills, wechat_trades
+from app.gateway.bills import BillDay, download_token, read_download_token
 from app.gateway.blueprint import bp
 from app.gateway.identity import WechatIdentity, wechat_identity
 from app.gateway.trades import StaleTrade
@@ -187,21 +190,27 @@ def _notify_after_commit(notification_id: int | None) -> None:
         g.setdefault(_PENDING_KEY, []).append(notification_id)
 
 
-def _serve(action: Callable[[WechatIdentity, str], Answer]) -> Response:
+def _serve(action: Callable[[WechatIdentity, str], Answer | Response]) -> Response:
     """Authenticate, run ``action``, commit, start the notifications it scheduled, answer
-    signed; fault modes around it."""
+    signed; fault modes around it. An action may answer a ready Response instead (a
+    bill file), which goes out unsigned, as WeChat Pay serves files."""
     identity = wechat_identity()
     active = faults.faults_for("wechat", _fault_hint())
     if "api_error" in active:
         db.session.rollback()
         return Response("Service Unavailable", status=503, content_type="text/plain; charset=utf-8")
     pending: list[int] = []
+    file: Response | None = None
     try:
         body = _request_text() if request.method == "POST" else ""
         _authenticate(identity, body)
-        status, payload = action(identity, body)
+        outcome = action(identity, body)
         db.session.commit()
         pending = g.pop(_PENDING_KEY, [])
+        if isinstance(outcome, Response):
+            file, (status, payload) = outcome, (200, None)
+        else:
+            status, payload = outcome
     except WechatRefusal as refusal:
         db.session.rollback()
         status, payload = refusal.status, {"code": refusal.code, "message": refusal.message}
@@ -216,10 +225,10 @@ def _serve(action: Callable[[WechatIdentity, str], Answer]) -> Response:
     for notification_id in pending:
         notifier.notify_after_commit(notification_id)
     if "api_unknown" in active:
-        status, payload = _system_error()  # whatever happened above stays committed
+        file, (status, payload) = None, _system_error()  # what happened above stays committed
     if "api_timeout" in active:
         faults.sleep_for_timeout()
-    return _signed(status, payload)
+    return file if file is not None else _signed(status, payload)
 
 
 def _native(identity: WechatIdentity, _body: str) -> Answer:
@@ -338,6 +347,58 @@ def wechat_refund_query(out_refund_no: str) -> Response:
     return _serve(query)
 
 
+def _bill_date(text: str | None) -> date:
+    try:
+        if text is None or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+            raise ValueError
+        return date.fromisoformat(text)
+    except ValueError:
+        raise WechatRefusal(400, "PARAM_ERROR", "bill_date 须为 yyyy-MM-dd 格式") from None
+
+
+def _tradebill(identity: WechatIdentity, _body: str) -> Answer:
+    """The address and SHA1 of a day's bill. The emulator keeps the ALL bill only, and
+    makes none until the Beijing day is over (STATEMENT_CREATING)."""
+    bill_date = _bill_date(request.args.get("bill_date"))
+    if request.args.get("bill_type", "ALL") != "ALL":
+        raise WechatRefusal(400, "PARAM_ERROR", "模拟器只提供 bill_type=ALL 的账单")
+    tar_type = request.args.get("tar_type") or None
+    if tar_type not in (None, "GZIP"):
+        raise WechatRefusal(400, "PARAM_ERROR", "tar_type 只支持 GZIP")
+    if not BillDay.of(bill_date).is_over():
+        raise WechatRefusal(400, "STATEMENT_CREATING", "账单生成中")
+    # The hash is of the plain file, even when it is served gzipped.
+    digest = hashlib.sha1(wechat_bills.bill_file(identity.mch_id, bill_date)).hexdigest()
+    token = download_token(
+        {"channel": "wechat", "mchid": identity.mch_id, "bill_date": bill_date.isoformat(),
+         "tar_type": tar_type},
+        wechat_bills.URL_LIFETIME,
+    )
+    url = current_app.config["PUBLIC_BASE_URL"] + url_for("gateway.wechat_bill_file", token=token)
+    return 200, {"hash_type": "SHA1", "hash_value": digest, "download_url": url}
+
+
+@bp.get(MOUNT + "/v3/bill/tradebill")
+def wechat_tradebill() -> Response:
+    return _serve(_tradebill)
+
+
+@bp.get(MOUNT + "/v3/billdownload/file")
+def wechat_bill_file() -> Response:
+    def download(identity: WechatIdentity, _body: str) -> Response:
+        fields = read_download_token(request.args.get("token", ""))
+        if fields is None or fields.get("channel") != "wechat":
+            raise WechatRefusal(400, "INVALID_REQUEST", "请按第一步申请账单的API指引，重新获取账单地址后再请求")
+        if fields.get("mchid") != identity.mch_id:
+            raise WechatRefusal(403, "NO_AUTH", "权限异常")
+        payload = wechat_bills.bill_file(identity.mch_id, date.fromisoformat(fields["bill_date"]))
+        if fields.get("tar_type") == "GZIP":
+            payload = gzip.compress(payload, mtime=0)
+        return Response(payload, status=200, content_type="application/octet-stream")
+
+    return _serve(download)
+
+
 API_VIEWS = (
     wechat_native,
     wechat_query_by_out_trade_no,
@@ -345,4 +406,6 @@ API_VIEWS = (
     wechat_close,
     wechat_refund,
     wechat_refund_query,
+    wechat_tradebill,
+    wechat_bill_file,
 )

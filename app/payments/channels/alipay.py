@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qsl
@@ -19,7 +19,9 @@ from zoneinfo import ZoneInfo
 import requests
 
 from app.money import MoneyFormatError, format_yuan, parse_yuan
+from app.payments.channels import alipay_bill
 from app.payments.channels.base import (
+    BillLine,
     ChannelRefused,
     ChargeIntent,
     ChargeRequest,
@@ -329,6 +331,15 @@ class AlipayChannel:
             channel_refund_no=node.get("trade_no") or None,
             refunded_at=self._beijing_or_none(node.get("gmt_refund_pay"), "refund query"),
         )
+
+    def download_bill(self, bill_date: date) -> list[BillLine]:
+        """The day's trade bill: a signed call for its download URL, then the ZIP it
+        names, read and checked by ``alipay_bill``."""
+        try:
+            node = self._call(alipay_bill.METHOD, alipay_bill.biz_content(bill_date))
+        except ChannelRefused as refusal:
+            raise alipay_bill.refusal_error(refusal) from None
+        return alipay_bill.download(self._session, node, bill_date, self._settings.timeout_seconds)
 
     @staticmethod
     def _beijing_or_none(text: Any, what: str) -> datetime | None:

@@ -139,7 +139,8 @@ class UnknownResult(ChannelError):
 
 class BillNotReady(ChannelError):
     """The channel has no bill for that day yet (the day is not over, or the bill is
-    still being prepared); ask again later."""
+    still being prepared); ask again later. Alipay says isp.bill_not_exist, WeChat Pay
+    STATEMENT_CREATING (or NO_STATEMENT_EXIST about a day that is not over)."""
 
 
 class SignatureError(ChannelError):
@@ -186,8 +187,18 @@ class PaymentChannel(Protocol):
 
     def query_refund(self, out_trade_no: str, out_refund_no: str) -> RefundResult | None: ...
 
-    # Both channels cut their bills by the calendar day in Beijing time (UTC+8).
-    def download_bill(self, bill_date: date) -> list[BillLine]: ...
+    def download_bill(self, bill_date: date) -> list[BillLine]:
+        """The channel's trade bill of ``bill_date``, a calendar day in Beijing time
+        (UTC+8), as both channels cut their bills: every payment and every refund the
+        channel completed that day, in the file's order; [] for a day without any.
+
+        Raises BillNotReady while the bill does not exist yet, UnknownResult on network
+        trouble or a server error, SignatureError for an answer that does not verify,
+        ChannelRefused for other refusals, and ``bill_files.MalformedBill`` for a file
+        that cannot be believed (broken archive, encoding, hash, columns, amounts or
+        totals, or over the size limit). No partial bill is ever returned.
+        """
+        ...
 
     def parse_notification(
         self, body: bytes, headers: Mapping[str, str]

@@ -11,14 +11,16 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 from urllib.parse import urlencode
 
 import requests
 
+from app.payments.channels import wechat_bill
 from app.payments.channels.base import (
+    BillLine,
     ChannelRefused,
     ChargeIntent,
     ChargeRequest,
@@ -228,6 +230,19 @@ class WechatChannel:
             channel_refund_no=answer.get("refund_id") or None,
             refunded_at=refunded_at,
         )
+
+    def download_bill(self, bill_date: date) -> list[BillLine]:
+        """The day's trade bill (bill_type ALL): a signed call for its address and SHA1,
+        then the file, fetched with our Authorization and checked against that hash."""
+        try:
+            answer = self._call("GET", wechat_bill.TRADEBILL_PATH, query=wechat_bill.bill_query(bill_date))
+        except ChannelRefused as refusal:
+            return wechat_bill.lines_for_refusal(refusal, bill_date, self._clock())
+        path = wechat_bill.download_path(answer, self._settings.api_base_url)
+        url = self._settings.api_base_url.rstrip("/") + path
+        authorization = self._authorization("GET", path, "")
+        payload = wechat_bill.fetch(self._session, url, authorization, answer, self._settings.timeout_seconds)
+        return wechat_bill.parse_bill(payload, self._settings.mch_id)
 
     def _call(
         self,
