@@ -108,12 +108,14 @@ def register_cli(app: Flask) -> None:
     from app.earnings.cli import earnings_cli
     from app.jobs.cli import jobs_cli
     from app.payments.cli import payments_cli
+    from app.reconciliation.cli import reconcile_command
 
     app.cli.add_command(users_cli)
     app.cli.add_command(jobs_cli)
     app.cli.add_command(payments_cli)
     app.cli.add_command(earnings_cli)
     app.cli.add_command(seed_demo_command)
+    app.cli.add_command(reconcile_command)
 
 
 def register_errors(app: Flask) -> None:

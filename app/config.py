@@ -156,6 +156,12 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None) ->
         # The smallest available balance finance pays out in a batch.
         "PAYOUT_MINIMUM_FEN": _int(env, "PAYOUT_MINIMUM_FEN", 10000, minimum=1),
         "CHANNEL_TIMEOUT_SECONDS": float(env.get("CHANNEL_TIMEOUT_SECONDS") or 10),
+        # Daily reconciliation: a record we completed this close before midnight may be
+        # on the channel's next bill; yesterday's bills are fetched from this Beijing
+        # hour on, and days this far back that have no finished run are tried again.
+        "RECONCILE_MIDNIGHT_BUFFER_SECONDS": _int(env, "RECONCILE_MIDNIGHT_BUFFER_SECONDS", 900),
+        "RECONCILE_AFTER_HOUR": _int(env, "RECONCILE_AFTER_HOUR", 10),
+        "RECONCILE_LOOKBACK_DAYS": _int(env, "RECONCILE_LOOKBACK_DAYS", 3, minimum=1),
         # Which channels are offered, each one's largest amount, and when a failing one
         # is taken out of the offer: `threshold` failures within `window` seconds rest it
         # for `cooldown` seconds.
@@ -173,6 +179,10 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None) ->
         "SESSION_COOKIE_SECURE": (env.get("PUBLIC_BASE_URL") or "").startswith("https://"),
         "WTF_CSRF_TIME_LIMIT": None,
     }
+    if config["RECONCILE_AFTER_HOUR"] > 23:
+        raise ConfigError("RECONCILE_AFTER_HOUR is an hour of the day, 0 to 23")
+    if config["RECONCILE_MIDNIGHT_BUFFER_SECONDS"] >= 12 * 3600:
+        raise ConfigError("RECONCILE_MIDNIGHT_BUFFER_SECONDS must be under 12 hours")
     for name in ALIPAY_VARIABLES + WECHAT_VARIABLES:
         config[name] = (env.get(name) or "").strip() or None
     if config["FIELD_ENCRYPTION_KEY"]:

@@ -96,7 +96,8 @@ def test_the_earnings_migration_keeps_rates_and_shares_both_ways(
             for statement in SOLD_BEFORE_RULES:
                 connection.exec_driver_sql(statement)
         db.engine.dispose()
-    for args in (["db", "upgrade"], ["db", "downgrade"]):
+    # Down to the revision before earnings, through any later revision.
+    for args in (["db", "upgrade"], ["db", "downgrade", BEFORE_EARNINGS]):
         result = runner.invoke(args=args)
         assert result.exit_code == 0, (args, result.output)
         with app.app_context():
@@ -119,18 +120,31 @@ def test_the_earnings_migration_keeps_rates_and_shares_both_ways(
         db.engine.dispose()
 
 
+RECONCILIATION_TABLES = {"reconciliation_runs", "discrepancies"}
+
+
 def test_the_latest_migration_downgrades_and_upgrades_again(
     keys_dir: Path, tmp_path: Path, empty_database_url: str
 ) -> None:
-    """The hand-written parts (renamed columns, rebuilt CHECK constraints) run both ways."""
+    """The latest revision (reconciliation) drops only its own tables and adds them back;
+    the earnings schema beneath it is untouched both ways."""
     app = create_app(base_config(empty_database_url, keys_dir, tmp_path))
     runner = app.test_cli_runner()
+
+    def schema() -> tuple[set[str], set[str]]:
+        with app.app_context():
+            tables = set(sa.inspect(db.engine).get_table_names())
+            columns = {column["name"] for column in sa.inspect(db.engine).get_columns("payment_attempts")}
+            db.engine.dispose()
+        return tables, columns
+
+    seen = []
     for args in (["db", "upgrade"], ["db", "downgrade"], ["db", "upgrade"]):
         result = runner.invoke(args=args)
         assert result.exit_code == 0, (args, result.output)
-    with app.app_context():
-        tables = set(sa.inspect(db.engine).get_table_names())
-        columns = {column["name"] for column in sa.inspect(db.engine).get_columns("payment_attempts")}
-        db.engine.dispose()
+        seen.append(schema())
+    (upgraded, _), (downgraded, _), (tables, columns) = seen
+    assert RECONCILIATION_TABLES <= upgraded and RECONCILIATION_TABLES <= tables
+    assert downgraded == upgraded - RECONCILIATION_TABLES
     assert {"commission_rules", "order_line_shares", "payouts", "statements"} <= tables
     assert "fee_fen" in columns

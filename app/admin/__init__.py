@@ -20,6 +20,7 @@ from app.admin.jobs_view import FailedJobsView
 from app.admin.money_views import (AttemptView, AuditView, ChannelHealthView, InboxView, OrderView,
                                    OrphanView, RejectedView)
 from app.admin.payout_views import PayoutView
+from app.admin.reconciliation_views import ReconciliationView
 from app.admin.refund_views import RefundView
 from app.audit.models import AuditEntry
 from app.cart.models import Coupon
@@ -48,6 +49,7 @@ def init_admin(app: Flask) -> Admin:
         OrphanView(OrphanPayment, db, name="Orphan payments", endpoint="orphan", category=MONEY),
         RejectedView(RejectedNotification, db, name="Rejected notifications", endpoint="rejected",
                      category=MONEY),
+        ReconciliationView(name="Reconciliation", endpoint="reconciliation", category=MONEY),
         CouponView(Coupon, db, name="Coupons", endpoint="coupon", category=CATALOG),
         # Courses and instructors with their earnings pages (co-authors; balances, adjustments).
         CourseWithAuthorsView(Course, db, name="Courses", endpoint="course", category=CATALOG),

@@ -35,6 +35,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # earnings in full: finance's work, not support's.
     "payout": FINANCE_AND_ADMIN,
     "statement": FINANCE_AND_ADMIN,
+    # Everyone on staff sees what the bills and our records disagree on (support hears
+    # of a missing payment from the learner first); finance settles it.
+    "reconciliation": STAFF,
 }
 
 ACTIONS: dict[tuple[str, str], frozenset[str]] = {
@@ -61,6 +64,10 @@ ACTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("payout", "export_batch"): FINANCE_AND_ADMIN,
     ("payout", "mark_paid"): FINANCE_AND_ADMIN,
     ("payout", "mark_failed"): FINANCE_AND_ADMIN,
+    # Daily reconciliation; the reconciliation service checks the roles again.
+    ("reconciliation", "resolve"): FINANCE_AND_ADMIN,
+    ("reconciliation", "ask_channel"): FINANCE_AND_ADMIN,
+    ("reconciliation", "run"): FINANCE_AND_ADMIN,
 }
 
 

@@ -1,10 +1,11 @@
-"""Read-only queries behind the back-office pages: the dashboard figures and the
-order and refund detail pages. Nothing here writes."""
+"""Read-only queries behind the back-office pages: the dashboard figures, the order
+and refund detail pages and the reconciliation queue. Nothing here writes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import case, func, or_, select
 
 from app.accounts.models import User
 from app.admin.formatting import beijing_day_bounds
@@ -16,6 +17,7 @@ from app.payments.health import HealthView, health_report
 from app.payments.models import InboxNotification, OrphanPayment, PaymentAttempt, Refund
 from app.payments.refund_workflow import RefundPolicy, refund_policy
 from app.payments.registry import enabled_channels
+from app.reconciliation.models import Discrepancy, ReconciliationRun
 from app.timeutil import beijing, now
 
 PENDING_REFUND_STATUSES = ("requested", "awaiting_finance")
@@ -29,6 +31,7 @@ class Dashboard:
     pending_refunds: int
     unhealthy_channels: tuple[str, ...]
     channels: tuple[HealthView, ...]
+    open_discrepancies: int  # reconciliation findings no one has resolved yet
 
 
 def dashboard() -> Dashboard:
@@ -50,7 +53,12 @@ def dashboard() -> Dashboard:
         pending_refunds=pending,
         unhealthy_channels=tuple(view.channel for view in channels if not view.healthy),
         channels=channels,
+        open_discrepancies=open_discrepancy_count(),
     )
+
+
+def open_discrepancy_count() -> int:
+    return db.session.scalar(select(func.count(Discrepancy.id)).where(Discrepancy.status == "open")) or 0
 
 
 def emails(user_ids: set[int | None]) -> dict[int, str]:
@@ -128,4 +136,79 @@ def refund_detail(refund_id: int, large_refund_fen: int) -> RefundDetail | None:
         people=emails({refund.requested_by, refund.first_approved_by, refund.decided_by, order.user_id}),
         history=history,
         large=refund.amount_fen > large_refund_fen,
+    )
+
+
+@dataclass(frozen=True)
+class DiscrepancyFilters:
+    """The reconciliation queue's filters; None shows every value."""
+
+    channel: str | None = None
+    bill_date: date | None = None
+    kind: str | None = None
+    status: str | None = None
+
+    def as_args(self) -> dict[str, str]:
+        """The filters as query-string arguments (for the pager's links)."""
+        values = {"channel": self.channel, "date": self.bill_date.isoformat() if self.bill_date else None,
+                  "kind": self.kind, "status": self.status}
+        return {name: value for name, value in values.items() if value}
+
+
+def discrepancy_page(filters: DiscrepancyFilters, page: int, per_page: int) -> tuple[list[Discrepancy], bool]:
+    """One page of the queue, open ones first, then the latest days; and whether more follow."""
+    query = select(Discrepancy)
+    if filters.channel:
+        query = query.where(Discrepancy.channel == filters.channel)
+    if filters.bill_date:
+        query = query.where(Discrepancy.bill_date == filters.bill_date)
+    if filters.kind:
+        query = query.where(Discrepancy.kind == filters.kind)
+    if filters.status:
+        query = query.where(Discrepancy.status == filters.status)
+    rows = list(db.session.scalars(
+        query.order_by(case((Discrepancy.status == "open", 0), else_=1), Discrepancy.bill_date.desc(),
+                       Discrepancy.id.desc())
+        .offset((page - 1) * per_page).limit(per_page + 1)
+    ))
+    return rows[:per_page], len(rows) > per_page
+
+
+def recent_runs(limit: int) -> list[ReconciliationRun]:
+    return list(db.session.scalars(
+        select(ReconciliationRun).order_by(ReconciliationRun.bill_date.desc(), ReconciliationRun.channel).limit(limit)
+    ))
+
+
+@dataclass(frozen=True)
+class DiscrepancyDetail:
+    discrepancy: Discrepancy
+    attempt: PaymentAttempt | None
+    refund: Refund | None
+    order: Order | None
+    run: ReconciliationRun | None
+    people: dict[int, str]
+    history: list[AuditEntry]
+
+
+def discrepancy_detail(discrepancy_id: int) -> DiscrepancyDetail | None:
+    row = db.session.get(Discrepancy, discrepancy_id)
+    if row is None:
+        return None
+    attempt = db.session.get(PaymentAttempt, row.attempt_id) if row.attempt_id is not None else None
+    refund = db.session.get(Refund, row.refund_id) if row.refund_id is not None else None
+    run = db.session.scalar(select(ReconciliationRun).where(
+        ReconciliationRun.channel == row.channel, ReconciliationRun.bill_date == row.bill_date))
+    return DiscrepancyDetail(
+        discrepancy=row,
+        attempt=attempt,
+        refund=refund,
+        order=db.session.get(Order, attempt.order_id) if attempt is not None else None,
+        run=run,
+        people=emails({row.resolved_by}),
+        history=list(db.session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.target_type == "discrepancy", AuditEntry.target_id == str(row.id))
+            .order_by(AuditEntry.id)
+        )),
     )

@@ -3,7 +3,8 @@
 The database is the source of truth and Redis may lose jobs (DESIGN.md §8). Each round
 finds, in the database, what should have happened by now and enqueues it: inbox rows
 left unprocessed, orders past their deadline, open attempts due for an active query,
-refunds to send or to check. Every job is idempotent, so finding one twice is harmless.
+refunds to send or to check, channel bills to reconcile. Every job is idempotent, so
+finding one twice is harmless.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import threading
 import time
 from datetime import timedelta
 
-from flask import Flask
+from flask import Flask, current_app
 from sqlalchemy import select, update
 
 from app.checkout.models import Order
@@ -22,6 +23,8 @@ from app.extensions import db
 from app.jobs import enqueue
 from app.payments.models import InboxNotification, PaymentAttempt
 from app.payments.refunds import claim_refund, due_refund_ids
+from app.payments.registry import enabled_channels
+from app.reconciliation.runs import claim_due_days
 from app.timeutil import now
 
 log = logging.getLogger(__name__)
@@ -129,6 +132,19 @@ def close_due_statements() -> int:
     return len(instructor_ids)
 
 
+def reconcile_due_bills() -> int:
+    """Enqueue the reconciliation of each enabled channel's recent days whose bill is
+    out and has no finished run (a day is claimed first, like a query)."""
+    channel_days = claim_due_days(enabled_channels())
+    db.session.commit()
+    for channel_day in channel_days:
+        # An app context of its own: run inline (no Redis), the job's session, which it
+        # closes when done, and the rows of a whole bill stay out of the caller's session.
+        with current_app.app_context():
+            enqueue("reconcile_bill", channel_day)
+    return len(channel_days)
+
+
 def tick() -> dict[str, int]:
     """One round of periodic work, in an order where each step can feed the next."""
     return {
@@ -138,6 +154,8 @@ def tick() -> dict[str, int]:
         "refunds_sent": send_due_refunds(),
         "earnings_released": release_due_earnings(),
         "statements_due": close_due_statements(),
+        # Last: it downloads whole bills, and nothing above waits on it.
+        "bills_due": reconcile_due_bills(),
     }
 
 

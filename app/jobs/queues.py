@@ -42,6 +42,11 @@ JOB_SPECS: dict[str, JobSpec] = {
     # whatever a lost or failed one left undone.
     "release_earnings": _spec("release_earnings", "default", (30, 300)),
     "close_statements": _spec("close_statements", "default", (60, 600)),
+    # One channel's bill of one day, as "alipay-2026-11-20"; a failed try is recorded on
+    # its run and the periodic round claims the day again later.
+    "reconcile_bill": _spec("reconcile_bill", "default", (60, 600)),
+    # Staff asked the channel about an attempt the bill has as paid (any status).
+    "recheck_attempt": _spec("recheck_attempt", "payments", (5, 15)),
 }
 
 QUEUE_NAMES = ("payments", "refunds", "default")

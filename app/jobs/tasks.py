@@ -15,6 +15,7 @@ from app.jobs.runner import job
 from app.payments import resolution
 from app.payments.services import process_inbox
 from app.payments.settlement import Settlement
+from app.reconciliation import runs
 
 log = logging.getLogger(__name__)
 
@@ -77,3 +78,21 @@ def close_statements(instructor_id: int) -> str:
         db.session.commit()
         closed.append(period)
     return f"closed {', '.join(closed) or 'nothing'}"
+
+
+@job
+def reconcile_bill(channel_day: str) -> str:
+    """Reconcile one channel's bill of one day (``"alipay-2026-11-20"``). A bill not
+    ready or a channel error is recorded on the run, which the periodic round retries."""
+    channel, bill_date = runs.parse_channel_day(channel_day)
+    outcome = runs.reconcile_day(channel, bill_date)
+    if outcome.error is not None:
+        return f"not reconciled: {outcome.error}"
+    return f"{outcome.lines_checked} line(s), {len(outcome.findings)} discrepancy(ies)"
+
+
+@job
+def recheck_attempt(attempt_id: int) -> str:
+    settlement = runs.recheck_attempt(attempt_id)
+    log.info("recheck of attempt %s: %s", attempt_id, settlement.outcome)
+    return _follow_up(settlement)

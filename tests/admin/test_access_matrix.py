@@ -7,6 +7,7 @@ view or route added later is in the matrix without anyone remembering to add it.
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from typing import Callable
 
 import pytest
@@ -25,6 +26,9 @@ from app.earnings.statements import close_statement
 from app.extensions import db
 from app.payments.models import InboxNotification, PaymentAttempt
 from app.payments.refund_workflow import SECOND_APPROVERS
+from app.reconciliation.matching import PAYMENT, DiscrepancyKind, Finding
+from app.reconciliation.services import record_run
+from app.timeutil import now
 from tests.admin.conftest import PaidOrder, request_refund
 from tests.helpers import make_coupon
 
@@ -61,6 +65,10 @@ def row_ids(app: Flask, paid_order: PaidOrder, staff: dict[str, int]) -> dict[st
         adjustments.post_adjustment(1, 20000, "matrix", staff["finance"], uuid.uuid4().hex)
         batch_id = payouts.create_batch("2026-10", 10000, staff["finance"]).batch_id
         statement_id = close_statement(1, "2026-10").id
+        # A discrepancy of a reconciliation run, for its detail page and its actions.
+        missing = Finding(DiscrepancyKind.MISSING_OURS, PAYMENT, "MATRIX-TRADE",
+                          theirs_amount_fen=100, theirs_state="succeeded", theirs_fee_fen=1)
+        [discrepancy_id] = record_run("alipay", date(2026, 11, 19), 1, [missing], now()).discrepancy_ids
         db.session.commit()
         return {
             "order": paid_order.order_id,
@@ -75,6 +83,7 @@ def row_ids(app: Flask, paid_order: PaidOrder, staff: dict[str, int]) -> dict[st
             "commission_rule": db.session.scalar(select(func.min(CommissionRule.id))),
             "payout": batch_id,
             "statement": statement_id,
+            "reconciliation": discrepancy_id,
         }
 
 
