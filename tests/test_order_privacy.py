@@ -29,16 +29,19 @@ def snapshot() -> tuple:
     )
 
 
-@pytest.fixture
-def paid_order_of_ann(app, client) -> str:
+@pytest.fixture(params=["pending", "paid"])
+def order_of_ann(request, app, client) -> str:
+    """Ann's order, waiting for payment (where a new QR or a switch of channel would
+    act) or paid (where a refund would)."""
     with app.app_context():
         course_id = make_course(10000, slug="private")
         make_learner()
         make_learner(*OTHER)
     login(client)
     order_no = checkout(client, [course_id])
-    with app.app_context():
-        pay_at_emulator(app, attempt_of(order_no).qr_code)
+    if request.param == "paid":
+        with app.app_context():
+            pay_at_emulator(app, attempt_of(order_no).qr_code)
     client.post("/logout")
     return order_no
 
@@ -46,9 +49,9 @@ def paid_order_of_ann(app, client) -> str:
 @pytest.mark.parametrize("method, url", URLS)
 @pytest.mark.parametrize("whose", ["another learner's", "a made-up"])
 def test_an_order_number_not_yours_is_not_found_and_changes_nothing(
-    app, client, paid_order_of_ann, method, url, whose
+    app, client, order_of_ann, method, url, whose
 ):
-    order_no = paid_order_of_ann if whose == "another learner's" else "CC20261120000000000000"
+    order_no = order_of_ann if whose == "another learner's" else "CC20261120000000000000"
     with app.app_context():
         before = snapshot()
     login(client, *OTHER)
@@ -60,21 +63,22 @@ def test_an_order_number_not_yours_is_not_found_and_changes_nothing(
 
 
 @pytest.mark.parametrize("whose", ["another learner's", "a made-up"])
-def test_the_status_poll_of_an_order_not_yours_is_a_json_404(app, client, paid_order_of_ann, whose):
-    order_no = paid_order_of_ann if whose == "another learner's" else "CC20261120000000000000"
+def test_the_status_poll_of_an_order_not_yours_is_a_json_404(app, client, order_of_ann, whose):
+    order_no = order_of_ann if whose == "another learner's" else "CC20261120000000000000"
     login(client, *OTHER)
     response = client.get(f"/orders/{order_no}/status")
     assert response.status_code == 404
     assert response.json == {"code": "order_not_found", "message": "No such order."}
-    assert paid_order_of_ann not in client.get("/orders").text
+    assert order_of_ann not in client.get("/orders").text
 
 
-def test_anonymous_visitors_are_asked_to_log_in(client, paid_order_of_ann):
-    assert client.get(f"/orders/{paid_order_of_ann}/status").status_code == 401
-    page = client.get(f"/orders/{paid_order_of_ann}/pay")
+def test_anonymous_visitors_are_asked_to_log_in(client, order_of_ann):
+    assert client.get(f"/orders/{order_of_ann}/status").status_code == 401
+    page = client.get(f"/orders/{order_of_ann}/pay")
     assert page.status_code == 302 and "/login" in page.headers["Location"]
 
 
-def test_the_owner_still_sees_the_order_paid(client, paid_order_of_ann):
+def test_the_owner_still_sees_the_order(request, client, order_of_ann):
     login(client)
-    assert client.get(f"/orders/{paid_order_of_ann}/status").json["status"] == "paid"
+    expected = request.node.callspec.params["order_of_ann"]
+    assert client.get(f"/orders/{order_of_ann}/status").json["status"] == expected

@@ -163,10 +163,6 @@ class PostgresServer:
             self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w",
                       "-t", str(int(STOP_SECONDS)), "stop")
 
-    def restart(self, mode: str = "immediate") -> None:
-        self.stop(mode)
-        self.start()
-
     def destroy(self) -> None:
         try:
             self.stop("immediate")

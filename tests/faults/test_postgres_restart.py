@@ -67,6 +67,10 @@ class Deliveries:
                 for out_trade_no in list(self.due):
                     self.deliver(session, out_trade_no)
 
+    def count(self, out_trade_no: str, answer: tuple[int, str]) -> int:
+        with self.lock:
+            return self.answers[out_trade_no][answer]
+
     def acknowledged(self) -> set[str]:
         with self.lock:
             return {key for key, seen in self.answers.items() if seen[ACCEPTED]}
@@ -84,6 +88,7 @@ def test_postgres_crash_during_a_callback_burst_loses_and_doubles_nothing(
         with requests.Session() as browser:
             buy_two_courses(stack.site, browser)
     deliveries = Deliveries(stack.site.url("/notify/alipay"), signed_callbacks(stack))
+    first_during_outage = list(deliveries.callbacks)[ORDERS // 2:]
 
     threads = [threading.Thread(target=deliveries.keep_delivering) for _ in range(DELIVERERS)]
     for thread in threads:
@@ -93,9 +98,12 @@ def test_postgres_crash_during_a_callback_burst_loses_and_doubles_nothing(
         stack.postgres.stop("immediate")
         with deliveries.lock:
             deliveries.due = list(deliveries.callbacks)
-        time.sleep(1.0)  # deliveries keep arriving while the database is gone
+        # Deliveries keep arriving while the database is gone, until each of the new
+        # callbacks has been turned away at least once.
+        wait_until(lambda: all(deliveries.count(key, UNAVAILABLE) for key in first_during_outage),
+                   "every new callback was answered while the database was down")
         stack.postgres.start()
-        time.sleep(0.5)
+        time.sleep(0.5)  # and go on arriving as it comes back
     finally:
         deliveries.stop.set()
         for thread in threads:
@@ -104,8 +112,6 @@ def test_postgres_crash_during_a_callback_burst_loses_and_doubles_nothing(
     answers = deliveries.all_answers()
     assert answers[UNAVAILABLE] > 0, answers  # the crash was felt
     assert set(answers) <= {ACCEPTED, UNAVAILABLE}, answers
-    first_during_outage = list(deliveries.callbacks)[ORDERS // 2:]
-    assert all(deliveries.answers[key][UNAVAILABLE] for key in first_during_outage), deliveries.answers
     # No acknowledgement without the row behind it: what was answered "success" is stored.
     stored = {key for (key,) in stack.rows("SELECT out_trade_no FROM notification_inbox")}
     assert deliveries.acknowledged() <= stored, (deliveries.answers, stored)
