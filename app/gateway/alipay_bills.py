@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 
 from app.extensions import db
-from app.gateway.bills import BillDay, fee_bps, payment_fee, refund_fees
+from app.gateway.bills import BillDay, fee_bps, one_line, payment_fee, refund_fees
 from app.gateway.models import GatewayAlipayRefund, GatewayAlipayTrade
 from app.money import format_yuan
 from app.payments.channels.alipay import format_beijing_time
@@ -159,22 +159,17 @@ def _beijing_text(moment: datetime | None) -> str:
     return format_beijing_time(as_aware(moment)) if moment is not None else ""
 
 
-def _one_line(text: str) -> str:
-    """Free text on one line: each bill row is one line of the file."""
-    return " ".join(text.splitlines())
-
-
 def _detail_cells(row: AlipayBillRow) -> list[str]:
     trade, amount = row.trade, format_yuan(row.amount_fen)
     refund_no = row.refund.out_request_no if row.refund is not None else ""
     return [
         f"{trade.trade_no}\t", f"{trade.out_trade_no}\t",
-        f"{KIND_REFUND if row.refund is not None else KIND_PAYMENT}\t", _one_line(trade.subject),
+        f"{KIND_REFUND if row.refund is not None else KIND_PAYMENT}\t", one_line(trade.subject),
         _beijing_text(trade.opened_at), _beijing_text(row.completed_at),
         "\t", "\t", "\t", "\t", f"{trade.buyer_logon_id or ''}\t",
         amount, amount, "0.00", "0.00", "0.00", "0.00", "0.00", "", "0.00\t", "0.00",
         f"{refund_no}\t", format_yuan(row.fee_fen), "0.00",
-        _one_line(row.refund.reason or "") if row.refund is not None else "",
+        one_line(row.refund.reason or "") if row.refund is not None else "",
     ]
 
 

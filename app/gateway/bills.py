@@ -73,6 +73,12 @@ def refund_fees(total_fen: int, fee_fen: int, refunds_fen: Sequence[int]) -> lis
     return shares
 
 
+def one_line(text: str) -> str:
+    """Free text (a subject, a refund reason) on one line: each bill row is one line of
+    the file, and the readers split lines wherever ``str.splitlines`` does."""
+    return " ".join(text.splitlines())
+
+
 def rate_text(bps: int) -> str:
     """60 -> ``"0.60%"``, as WeChat Pay's bill writes its rate."""
     return f"{bps // 100}.{bps % 100:02d}%"

@@ -6,7 +6,9 @@ five-minute address; the file is the UTF-8 CSV built here, as WeChat Pay writes 
 its column header, one row per payment (交易状态 SUCCESS, 交易时间 the payment's) or
 refund (交易状态 REFUND, 交易时间 when it completed), every field prefixed by a
 backtick, then the summary header and row. The fee (手续费) has five decimals and is
-negative on a refund row, where it is given back. Lines end in CRLF.
+negative on a refund row, where it is given back. The emulator has no vouchers, so a
+refund row's 退款金额 (net of recharge vouchers) equals its 申请退款金额 (what the
+merchant asked for), and 退款总金额 equals 申请退款总金额. Lines end in CRLF.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 
 from app.extensions import db
-from app.gateway.bills import BillDay, fee_bps, payment_fee, rate_text, refund_fees
+from app.gateway.bills import BillDay, fee_bps, one_line, payment_fee, rate_text, refund_fees
 from app.gateway.wechat_models import GatewayWechatRefund, GatewayWechatTrade
 from app.money import format_yuan
 from app.payments.channels.wechat_bill import (
@@ -98,14 +100,11 @@ def _fee_text(fen: int) -> str:
     return format_yuan(fen) + "000"  # five decimals, as WeChat Pay writes fees
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.splitlines())
-
-
 def _cells(row: WechatBillRow, bps: int) -> list[str]:
     trade, refund = row.trade, row.refund
     total = format_yuan(trade.total_fen)
-    refunded = format_yuan(refund.refund_fen) if refund is not None else "0.00"
+    # 申请退款金额 and 退款金额 alike: no recharge voucher takes a share of a refund here.
+    asked = refunded = format_yuan(refund.refund_fen) if refund is not None else "0.00"
     return [
         beijing(row.occurred_at).strftime(_TIME_FORMAT), trade.app_id, trade.mch_id, "0", "",
         trade.transaction_id or "", trade.out_trade_no, trade.payer_openid or "", "NATIVE",
@@ -113,17 +112,18 @@ def _cells(row: WechatBillRow, bps: int) -> list[str]:
         "0.00" if refund is not None else total, "0.00",
         refund.refund_id if refund is not None else "0",
         refund.out_refund_no if refund is not None else "0",
-        refunded, "0.00",
+        refunded, "0.00",  # 退款金额, 充值券退款金额
         "ORIGINAL" if refund is not None else "", "SUCCESS" if refund is not None else "",
-        _one_line(trade.description), "",
+        one_line(trade.description), "",
         _fee_text(-row.fee_fen if refund is not None else row.fee_fen), rate_text(bps),
-        total, refunded, "",
+        total, asked, "",  # 订单金额, 申请退款金额, 费率备注
     ]
 
 
 def bill_text(rows: list[WechatBillRow], bps: int) -> str:
     payments = [row for row in rows if row.refund is None]
     refunds = [row for row in rows if row.refund is not None]
+    # Without vouchers, 退款总金额 and 申请退款总金额 are the same sum.
     refunded = sum(row.refund.refund_fen for row in refunds if row.refund is not None)
     summary = [
         str(len(rows)),

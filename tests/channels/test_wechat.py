@@ -161,6 +161,14 @@ def test_trade_states_map_to_ours(channel, platform, trade_state, expected):
     assert channel.query("CC1P01").state is expected
 
 
+@pytest.mark.parametrize(("trade_state", "refunded"), [("REFUND", True), ("SUCCESS", False)])
+def test_a_trade_in_refund_is_paid_and_says_money_went_back(channel, platform, trade_state, refunded):
+    """转入退款: the payment did arrive (PAID), and some of it has gone back since."""
+    platform.answer(200, wechat_oracle.transaction("CC1P01", 9450, trade_state=trade_state))
+    status = channel.query("CC1P01")
+    assert (status.state, status.refunded, status.amount_fen) == (TradeState.PAID, refunded, 9450)
+
+
 def test_an_unknown_order_is_not_found_only_when_the_answer_is_signed(channel, platform):
     platform.answer(404, {"code": "ORDER_NOT_EXIST", "message": "订单不存在"})
     assert channel.query("CC1P01").state is TradeState.NOT_FOUND

@@ -62,6 +62,9 @@ _SUMMARY_NEEDED = ("门店编号", "交易订单总笔数", "退款订单总笔�
 _START_RE = re.compile(r"起始日期：\[([0-9]{4})年([0-9]{2})月([0-9]{2})日")
 _PAYMENT_COUNT_RE = re.compile(r"^#交易合计：([0-9]+)笔")
 _REFUND_COUNT_RE = re.compile(r"^#退款合计：([0-9]+)笔")
+# 服务费 as Alipay writes it, from the merchant's side: negative where a payment is
+# charged its fee, positive where a refund gives some of it back.
+_FEE_SIGNS = {BillKind.PAYMENT: -1, BillKind.REFUND: 1}
 
 
 def biz_content(bill_date: date) -> dict[str, str]:
@@ -95,7 +98,9 @@ def parse_archive(payload: bytes, bill_date: date) -> list[BillLine]:
     try:
         # Alipay writes the Chinese member names in GBK without ZIP's UTF-8 flag.
         archive = zipfile.ZipFile(io.BytesIO(payload), metadata_encoding="gb18030")
-    except (zipfile.BadZipFile, UnicodeDecodeError, ValueError, EOFError):
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError, NotImplementedError):
+        # ValueError includes UnicodeDecodeError; NotImplementedError is a version or
+        # feature zipfile does not read.
         raise MalformedBill("alipay bill is not a readable ZIP") from None
     with archive:
         details = [info for info in archive.infolist() if info.filename.endswith(DETAIL_SUFFIX)]
@@ -115,7 +120,10 @@ def _member_text(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
     try:
         with archive.open(info) as member:
             raw = member.read(limit + 1)  # the declared size may lie
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError):
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError,
+            ValueError):
+        # ValueError: a local header that seeks before the file's start, or whose name
+        # is not the UTF-8 its flag claims.
         raise MalformedBill(f"alipay bill file {info.filename} does not decompress") from None
     if len(raw) > limit:
         raise MalformedBill(f"alipay bill file {info.filename} is over {limit} bytes")
@@ -153,20 +161,37 @@ def _parse_detail(text: str, bill_date: date) -> _Detail:
     header, rows, comments = _table(text, what)
     column = bill_files.column_index(header, _DETAIL_NEEDED, what)
     starts = [match for line in comments if (match := _START_RE.search(line))]
-    if len(starts) != 1 or date(*(int(part) for part in starts[0].groups())) != bill_date:
+    if len(starts) != 1:
+        raise MalformedBill(f"{what}: no single 起始日期 in its header")
+    if _start_date(starts[0], what) != bill_date:
         raise MalformedBill(f"{what}: not the bill of {bill_date.isoformat()}")
     detail = _Detail()
-    for number, cells in enumerate(rows, start=1):
-        if len(cells) != len(header):
-            raise MalformedBill(f"{what} row {number}: {len(cells)} cells for {len(header)} columns")
+    for number, cells in enumerate(_full_rows(rows, len(header), what), start=1):
         detail.lines.append(_line(cells, column, f"{what} row {number}"))
         detail.fee_total += bill_files.signed_decimal(cells[column["服务费（元）"]], what)
     counted = {BillKind.PAYMENT: _PAYMENT_COUNT_RE, BillKind.REFUND: _REFUND_COUNT_RE}
     for kind, pattern in counted.items():
         for match in filter(None, (pattern.match(line) for line in comments)):
-            if int(match.group(1)) != sum(line.kind is kind for line in detail.lines):
+            count = bill_files.row_count(match.group(1), f"{what} {kind.value} count")
+            if count != sum(line.kind is kind for line in detail.lines):
                 raise MalformedBill(f"{what}: its {kind.value} count disagrees with its rows")
     return detail
+
+
+def _start_date(match: re.Match[str], what: str) -> date:
+    year, month, day = match.groups()
+    try:
+        return date(int(year), int(month), int(day))
+    except ValueError:
+        raise MalformedBill(f"{what}: 起始日期 {year}年{month}月{day}日 is not a date") from None
+
+
+def _full_rows(rows: list[list[str]], width: int, what: str) -> list[list[str]]:
+    """``rows``, each checked to have a cell for every one of the ``width`` columns."""
+    for number, cells in enumerate(rows, start=1):
+        if len(cells) != width:
+            raise MalformedBill(f"{what} row {number}: {len(cells)} cells for {width} columns")
+    return rows
 
 
 def _line(cells: list[str], column: dict[str, int], what: str) -> BillLine:
@@ -191,7 +216,7 @@ def _line(cells: list[str], column: dict[str, int], what: str) -> BillLine:
         out_trade_no=out_trade_no,
         channel_trade_no=trade_no,
         amount_fen=abs(amount_fen),
-        fee_fen=bill_files.fee_fen(cells[column["服务费（元）"]], what),
+        fee_fen=bill_files.fee_fen(cells[column["服务费（元）"]], what, _FEE_SIGNS[kind]),
         state="succeeded",  # Alipay's trade bill lists completed payments and refunds only
         occurred_at=bill_files.bill_time(cells[column["完成时间"]], what),
         out_refund_no=out_refund_no,
@@ -204,15 +229,13 @@ def _check_summary(text: str, detail: _Detail) -> None:
     what = "alipay bill summary"
     header, rows, _ = _table(text, what)
     column = bill_files.column_index(header, _SUMMARY_NEEDED, what)
-    totals = [cells for cells in rows if cells and cells[column["门店编号"]] == SUMMARY_TOTAL_ROW]
-    if len(totals) != 1 or len(totals[0]) != len(header):
+    totals = [cells for cells in _full_rows(rows, len(header), what)
+              if cells[column["门店编号"]] == SUMMARY_TOTAL_ROW]
+    if len(totals) != 1:
         raise MalformedBill(f"{what}: no single {SUMMARY_TOTAL_ROW} row")
     total = totals[0]
-    try:
-        payments = int(total[column["交易订单总笔数"]])
-        refunds = int(total[column["退款订单总笔数"]])
-    except ValueError:
-        raise MalformedBill(f"{what}: counts are not numbers") from None
+    payments = bill_files.row_count(total[column["交易订单总笔数"]], f"{what} 交易订单总笔数")
+    refunds = bill_files.row_count(total[column["退款订单总笔数"]], f"{what} 退款订单总笔数")
     expected = (
         sum(line.kind is BillKind.PAYMENT for line in detail.lines),
         sum(line.kind is BillKind.REFUND for line in detail.lines),

@@ -45,6 +45,10 @@ class TradeStatus:
     amount_fen: int | None = None
     channel_trade_no: str | None = None
     paid_at: datetime | None = None
+    # The channel reports that money of this trade has already gone back: WeChat Pay's
+    # trade_state REFUND ("转入退款"). False says nothing: Alipay's query cannot tell a
+    # partly refunded trade from one never refunded.
+    refunded: bool = False
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,11 @@ BILL_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 # bill we asked for, and reading it whole could take the worker's memory.
 MAX_BILL_BYTES = 64 * 1024 * 1024
 _CHUNK_BYTES = 64 * 1024
-# Fees are written to five decimals by WeChat Pay (``0.05940``), to two by Alipay.
-_FEE_RE = re.compile(r"(-?)([0-9]{1,12})\.([0-9]{1,5})")
+# A signed decimal as the files write fees and totals: fees to five decimals by WeChat
+# Pay (``0.05940``), to two by Alipay; totals to two.
+_DECIMAL_RE = re.compile(r"(-?)([0-9]{1,12})\.([0-9]{1,5})")
+# A count of rows; twelve digits keep int() far from its limit on digits.
+_COUNT_RE = re.compile(r"[0-9]{1,12}")
 
 
 class MalformedBill(ChannelError):
@@ -97,21 +100,35 @@ def signed_fen(text: str, what: str) -> int:
     return -fen if negative else fen
 
 
-def fee_fen(text: str, what: str) -> int:
+def fee_fen(text: str, what: str, sign: int) -> int:
     """A fee as written (``"-0.57"``, ``"0.05940"``) -> whole fen, rounded half up once,
-    without its sign: BillLine fees are positive whichever way the money went."""
-    match = _FEE_RE.fullmatch(text)
+    without its sign: BillLine fees are positive whichever way the money went.
+
+    ``sign`` (1 or -1) is the direction the channel writes this line's fee in; each
+    channel's convention is its ``_FEE_SIGNS``. A fee the other way is MalformedBill:
+    dropping its sign would turn a fee given back into one charged. Zero fits both.
+    """
+    match = _DECIMAL_RE.fullmatch(text)
     if match is None:
         raise MalformedBill(f"{what}: not a fee: {text!r}")
+    if Decimal(text) * sign < 0:
+        expected = "positive" if sign > 0 else "negative"
+        raise MalformedBill(f"{what}: fee {text!r} has the wrong sign (expected {expected} or zero)")
     return round_fen(Decimal(f"{match.group(2)}.{match.group(3)}") * 100)
 
 
 def signed_decimal(text: str, what: str) -> Decimal:
     """A total as written, exactly (for comparing a file's totals with its lines)."""
-    match = _FEE_RE.fullmatch(text)
-    if match is None:
+    if _DECIMAL_RE.fullmatch(text) is None:
         raise MalformedBill(f"{what}: not an amount: {text!r}")
     return Decimal(text)
+
+
+def row_count(text: str, what: str) -> int:
+    """A count of rows as written (``"2"``), strictly: ASCII digits only."""
+    if _COUNT_RE.fullmatch(text) is None:
+        raise MalformedBill(f"{what}: not a count: {text!r}")
+    return int(text)
 
 
 def bill_time(text: str, what: str) -> datetime:

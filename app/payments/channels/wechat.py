@@ -59,12 +59,13 @@ log = logging.getLogger(__name__)
 SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
 # WeChat Pay refuses callbacks and answers older or newer than this; so do we.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+_TRADE_STATE_REFUNDED = "REFUND"  # 转入退款
 _TRADE_STATES = {
     "NOTPAY": TradeState.PENDING,
     "USERPAYING": TradeState.PENDING,
     "PAYERROR": TradeState.PENDING,  # not final: the payer may still pay before the deadline
     "SUCCESS": TradeState.PAID,
-    "REFUND": TradeState.PAID,  # paid, then (partly) refunded: the money did arrive
+    _TRADE_STATE_REFUNDED: TradeState.PAID,  # paid, then (partly) refunded: the money did arrive
     "CLOSED": TradeState.CLOSED,
     "REVOKED": TradeState.CLOSED,
 }
@@ -164,6 +165,7 @@ class WechatChannel:
             amount_fen=transaction.amount_fen,
             channel_trade_no=transaction.transaction_id,
             paid_at=transaction.paid_at,
+            refunded=transaction.refunded,
         )
 
     def close(self, out_trade_no: str) -> TradeState:
@@ -452,6 +454,7 @@ class WechatChannel:
             currency=currency if isinstance(currency, str) else "",
             transaction_id=transaction_id if isinstance(transaction_id, str) and transaction_id else None,
             paid_at=paid_at,
+            refunded=answer.get("trade_state") == _TRADE_STATE_REFUNDED,
         )
 
     def accepted_answer(self) -> NotifyAnswer:
@@ -474,3 +477,4 @@ class _Transaction:
     currency: str
     transaction_id: str | None
     paid_at: datetime | None
+    refunded: bool  # trade_state REFUND: some of the money has gone back

@@ -8,6 +8,10 @@ It is UTF-8 CSV: the column header, one row per payment or refund with every fie
 prefixed by a backtick (so spreadsheets keep long numbers), then a summary header
 (总交易单数, …) and one summary row. Times are Beijing time.
 
+A refund row carries two amounts: 申请退款金额, what the merchant asked to refund (our
+refund's amount), and 退款金额, that less what went back to recharge vouchers. A line
+carries the first; the second is read only to check the summary's 退款总金额.
+
 The column lists are the wire format, shared with the gateway emulator.
 """
 from __future__ import annotations
@@ -15,7 +19,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import hmac
-import json
 import re
 from datetime import date, datetime
 from decimal import Decimal
@@ -32,6 +35,7 @@ from app.payments.channels.base import (
     is_identifier,
 )
 from app.payments.channels.bill_files import MalformedBill
+from app.payments.channels.wechat_format import parse_channel_json
 
 TRADEBILL_PATH = "/v3/bill/tradebill"
 CODE_CREATING = "STATEMENT_CREATING"  # the day's file is still being made
@@ -49,8 +53,11 @@ SUMMARY_COLUMNS = (
     "订单总金额", "申请退款总金额",
 )
 _NEEDED = ("交易时间", "商户号", "微信订单号", "商户订单号", "交易状态", "微信退款单号",
-           "商户退款单号", "退款金额", "退款状态", "手续费", "订单金额")
-_SUMMARY_NEEDED = ("总交易单数", "退款总金额", "手续费总金额")
+           "商户退款单号", "退款金额", "退款状态", "手续费", "订单金额", "申请退款金额")
+_SUMMARY_NEEDED = ("总交易单数", "退款总金额", "手续费总金额", "申请退款总金额")
+# 手续费 is what the merchant pays: positive on a payment, negative on a refund that
+# gives some of it back.
+_FEE_SIGNS = {BillKind.PAYMENT: 1, BillKind.REFUND: -1}
 _SHA1_RE = re.compile(r"[0-9a-fA-F]{40}")
 _STATES = {"SUCCESS": "succeeded", "PROCESSING": "processing"}
 # Every way WeChat Pay writes that a payment or refund did not go through.
@@ -104,8 +111,8 @@ def fetch(
     fetched = bill_files.fetch_bounded(session, url, what, timeout, headers)
     if fetched.status != 200:
         try:
-            error = json.loads(fetched.body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+            error = parse_channel_json(fetched.body.decode("utf-8"))
+        except ValueError:  # not UTF-8, not JSON, or JSON nested past recursion
             error = None
         error = error if isinstance(error, dict) else {}
         # Unverified: the file endpoint's errors only ever make us ask again.
@@ -137,7 +144,7 @@ def parse_bill(payload: bytes, mch_id: str) -> list[BillLine]:
     header, details, summary = rows[0], rows[1 : starts[0]], rows[starts[0]:]
     column = bill_files.column_index(header, _NEEDED, what)
     lines: list[BillLine] = []
-    fee_total = refund_total = Decimal(0)
+    totals = dict.fromkeys(("手续费总金额", "退款总金额", "申请退款总金额"), Decimal(0))
     for number, row in enumerate(details, start=1):
         where = f"{what} row {number}"
         cells = _fields(row, len(header), where)
@@ -145,10 +152,11 @@ def parse_bill(payload: bytes, mch_id: str) -> list[BillLine]:
             raise MalformedBill(f"{where}: another merchant's row")
         line = _line(cells, column, where)
         lines.append(line)
-        fee_total += bill_files.signed_decimal(cells[column["手续费"]], where)
+        totals["手续费总金额"] += bill_files.signed_decimal(cells[column["手续费"]], where)
         if line.kind is BillKind.REFUND:
-            refund_total += bill_files.signed_decimal(cells[column["退款金额"]], where)
-    _check_summary(summary, len(lines), fee_total, refund_total)
+            totals["退款总金额"] += bill_files.signed_decimal(cells[column["退款金额"]], where)
+            totals["申请退款总金额"] += bill_files.signed_decimal(cells[column["申请退款金额"]], where)
+    _check_summary(summary, len(lines), totals)
     return lines
 
 
@@ -170,10 +178,13 @@ def _state(text: str, what: str) -> str:
 
 def _line(cells: list[str], column: dict[str, int], what: str) -> BillLine:
     refund = cells[column["交易状态"]] == TRADE_STATE_REFUND
+    kind = BillKind.REFUND if refund else BillKind.PAYMENT
     out_trade_no, transaction_id = cells[column["商户订单号"]], cells[column["微信订单号"]]
     if not (is_identifier(out_trade_no) and is_identifier(transaction_id)):
         raise MalformedBill(f"{what}: malformed trade numbers")
-    amount_column = "退款金额" if refund else "订单金额"
+    # What we asked to refund, comparable with our refund's amount_fen; 退款金额 is
+    # less by what went back to recharge vouchers.
+    amount_column = "申请退款金额" if refund else "订单金额"
     amount_fen = bill_files.signed_fen(cells[column[amount_column]], what)
     if amount_fen <= 0:
         raise MalformedBill(f"{what}: {amount_column} must be positive")
@@ -183,11 +194,11 @@ def _line(cells: list[str], column: dict[str, int], what: str) -> BillLine:
         if not (is_identifier(out_refund_no) and is_identifier(refund_id)):
             raise MalformedBill(f"{what}: malformed refund numbers")
     return BillLine(
-        kind=BillKind.REFUND if refund else BillKind.PAYMENT,
+        kind=kind,
         out_trade_no=out_trade_no,
         channel_trade_no=transaction_id,
         amount_fen=amount_fen,
-        fee_fen=bill_files.fee_fen(cells[column["手续费"]], what),
+        fee_fen=bill_files.fee_fen(cells[column["手续费"]], what, _FEE_SIGNS[kind]),
         state=_state(cells[column["退款状态" if refund else "交易状态"]], what),
         occurred_at=bill_files.bill_time(cells[column["交易时间"]], what),
         out_refund_no=out_refund_no,
@@ -195,15 +206,16 @@ def _line(cells: list[str], column: dict[str, int], what: str) -> BillLine:
     )
 
 
-def _check_summary(
-    summary: list[list[str]], count: int, fee_total: Decimal, refund_total: Decimal
-) -> None:
+def _check_summary(summary: list[list[str]], count: int, totals: dict[str, Decimal]) -> None:
+    """The summary row must count the rows and add up their fees and refunds;
+    ``totals`` is the rows' sum for each summary column named."""
     what = "wechat bill summary"
     header = summary[0]
     column = bill_files.column_index(header, _SUMMARY_NEEDED, what)
     values = _fields(summary[1], len(header), what)
-    if values[column["总交易单数"]] != str(count):
-        raise MalformedBill(f"{what}: counts {values[column['总交易单数']]} rows, the file has {count}")
-    for name, expected in (("手续费总金额", fee_total), ("退款总金额", refund_total)):
+    counted = bill_files.row_count(values[column["总交易单数"]], what)
+    if counted != count:
+        raise MalformedBill(f"{what}: counts {counted} rows, the file has {count}")
+    for name, expected in totals.items():
         if bill_files.signed_decimal(values[column[name]], what) != expected:
             raise MalformedBill(f"{what}: {name} disagrees with the rows")
