@@ -14,7 +14,7 @@ from app.extensions import db
 from app.gateway import faults
 from app.jobs import enqueue
 from app.payments import refund_workflow
-from app.payments.channels.base import ChargeRequest
+from app.payments.channels.base import ChargeRequest, RefundRequest, RefundState
 from app.payments.models import PaymentAttempt, Refund
 from app.payments.notify_urls import notify_url
 from app.payments.registry import get_channel
@@ -67,6 +67,17 @@ def pay_ghost(app: Flask, clock: Clock, channel: str, amount_fen: int = 8800) ->
         ))
     pay_at_emulator(app, intent.qr_code)
     return out_trade_no
+
+
+def refund_at_channel(app: Flask, channel: str, out_trade_no: str, amount_fen: int, total_fen: int) -> str:
+    """Staff refund a trade in the channel's merchant portal: the money goes back, and
+    our records know nothing of it. Returns the portal's out_refund_no."""
+    out_refund_no = f"PORTAL{uuid.uuid4().hex[:10].upper()}"
+    with app.app_context():
+        result = get_channel(channel).refund(RefundRequest(out_trade_no, out_refund_no, amount_fen, total_fen,
+                                                           "refunded in the merchant portal"))
+    assert result.state in (RefundState.SUCCEEDED, RefundState.PROCESSING)
+    return out_refund_no
 
 
 def edit_attempt(app: Flask, out_trade_no: str, **values: object) -> None:

@@ -121,30 +121,37 @@ def test_the_earnings_migration_keeps_rates_and_shares_both_ways(
 
 
 RECONCILIATION_TABLES = {"reconciliation_runs", "discrepancies"}
+# A run reads the attempts and refunds completed in a day's window.
+RECONCILIATION_INDEXES = {"ix_payment_attempts_succeeded_at", "ix_refunds_succeeded_at"}
 
 
 def test_the_latest_migration_downgrades_and_upgrades_again(
     keys_dir: Path, tmp_path: Path, empty_database_url: str
 ) -> None:
-    """The latest revision (reconciliation) drops only its own tables and adds them back;
-    the earnings schema beneath it is untouched both ways."""
+    """The latest revision (reconciliation) drops only its own tables and indexes and
+    adds them back; the earnings schema beneath it is untouched both ways."""
     app = create_app(base_config(empty_database_url, keys_dir, tmp_path))
     runner = app.test_cli_runner()
 
-    def schema() -> tuple[set[str], set[str]]:
+    def schema() -> tuple[set[str], set[str], set[str]]:
         with app.app_context():
-            tables = set(sa.inspect(db.engine).get_table_names())
-            columns = {column["name"] for column in sa.inspect(db.engine).get_columns("payment_attempts")}
+            inspector = sa.inspect(db.engine)
+            tables = set(inspector.get_table_names())
+            columns = {column["name"] for column in inspector.get_columns("payment_attempts")}
+            indexes = {str(index["name"]) for table in ("payment_attempts", "refunds")
+                       for index in inspector.get_indexes(table)}
             db.engine.dispose()
-        return tables, columns
+        return tables, columns, indexes
 
     seen = []
     for args in (["db", "upgrade"], ["db", "downgrade"], ["db", "upgrade"]):
         result = runner.invoke(args=args)
         assert result.exit_code == 0, (args, result.output)
         seen.append(schema())
-    (upgraded, _), (downgraded, _), (tables, columns) = seen
+    (upgraded, _, upgraded_indexes), (downgraded, _, downgraded_indexes), (tables, columns, indexes) = seen
     assert RECONCILIATION_TABLES <= upgraded and RECONCILIATION_TABLES <= tables
     assert downgraded == upgraded - RECONCILIATION_TABLES
+    assert RECONCILIATION_INDEXES <= upgraded_indexes and RECONCILIATION_INDEXES <= indexes
+    assert downgraded_indexes == upgraded_indexes - RECONCILIATION_INDEXES
     assert {"commission_rules", "order_line_shares", "payouts", "statements"} <= tables
     assert "fee_fen" in columns

@@ -3,8 +3,9 @@ two sides, resolving with a note (audited, off the dashboard), asking the channe
 manual run, and refusals for roles and input that may not."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
 
 import pytest
@@ -13,8 +14,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from app.admin.permissions import ACTIONS
+from app.audit.models import AuditEntry
 from app.checkout.models import Order
 from app.extensions import db
+from app.gateway import faults
+from app.jobs.periodic import tick
+from app.payments.resolution import query_attempt
 from app.reconciliation.models import Discrepancy, ReconciliationRun
 from app.reconciliation.runs import reconcile_day
 from app.reconciliation.services import RECONCILING_STAFF, ReconciliationError, resolve_discrepancy
@@ -201,7 +206,8 @@ def test_asking_the_channel_settles_a_payment_it_has_as_paid(
 
     response = finance.post(f"/admin/reconciliation/{queue.status_id}/ask-channel",
                             data={"reason": "learner says they paid"}, follow_redirects=True)
-    assert "The channel is being asked" in response.text
+    assert "Asked the channel; the outcome will appear here." in response.text
+    assert 'id="check-outcome-text">paid<' in response.text  # the inline job has answered
     attempt = attempt_row(app, queue.status_trade_no)
     assert attempt.status == "succeeded"  # the inline job asked and settled it
     with app.app_context():
@@ -294,3 +300,169 @@ def test_racing_resolutions_and_runs_leave_one_decision_and_no_duplicates(
         assert db.session.scalar(select(func.count(Discrepancy.id))) == 2
         assert db.session.scalar(select(func.count(ReconciliationRun.id))) == 1
     assert discrepancy(app, queue.fee_id).status == "resolved"
+
+
+# --- a resolved discrepancy found again ----------------------------------------------
+
+
+def test_a_resolved_discrepancy_found_again_is_reopened_with_its_resolution_in_the_audit_log(
+    app: Flask, clock: Clock, queue: Queue, client_as: Callable[[str], FlaskClient]
+) -> None:
+    finance = client_as("finance")
+    finance.post(f"/admin/reconciliation/{queue.fee_id}/resolve",
+                 data={"resolution": "corrected", "reason": "ledger fixed"})
+    assert open_count(finance) == "1"
+
+    clock.advance(minutes=10)
+    outcome = reconcile(app, "alipay", D)  # the fee still differs: it was not corrected
+    assert outcome.reopened == 1 and outcome.new == 0
+    row = discrepancy(app, queue.fee_id)
+    assert (row.status, row.resolution, row.note, row.resolved_by, row.resolved_at) == ("open", None, None, None, None)
+    assert open_count(finance) == "2"
+    assert audit_rows(app, "discrepancy") == [
+        ("reconciliation.resolve", STAFF_EMAILS["finance"], "ledger fixed"),
+        ("reconciliation.reopen", "system", "found again by the run of 2026-11-20 after it was resolved")]
+    with app.app_context():
+        entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "reconciliation.reopen"))
+        before, after = json.loads(entry.before), json.loads(entry.after)
+    assert (before["status"], before["resolution"], before["note"]) == ("resolved", "corrected", "ledger fixed")
+    assert (after["status"], after["resolution"]) == ("open", None)
+    detail = finance.get(f"/admin/reconciliation/{queue.fee_id}/").text
+    assert 'id="resolve"' in detail and "reconciliation.reopen" in detail
+
+    # Open again, it is resolved again like any other; one more run reopens it once more.
+    finance.post(f"/admin/reconciliation/{queue.fee_id}/resolve", data={"resolution": "channel", "reason": "asked"})
+    assert reconcile(app, "alipay", D).reopened == 1
+
+
+def test_an_accepted_difference_seen_as_staff_saw_it_stays_resolved_until_it_changes(
+    app: Flask, queue: Queue, client_as: Callable[[str], FlaskClient]
+) -> None:
+    finance = client_as("finance")
+    finance.post(f"/admin/reconciliation/{queue.fee_id}/resolve",
+                 data={"resolution": "accepted", "reason": "old contract rate, explained"})
+    assert reconcile(app, "alipay", D).reopened == 0
+    assert discrepancy(app, queue.fee_id).status == "resolved"
+    assert open_count(finance) == "1"
+
+    with app.app_context():
+        fee_trade_no = db.session.get(Discrepancy, queue.fee_id).out_trade_no
+    edit_attempt(app, fee_trade_no, fee_fen=2)  # not what staff accepted
+    assert reconcile(app, "alipay", D).reopened == 1
+    row = discrepancy(app, queue.fee_id)
+    assert (row.status, row.ours_fee_fen) == ("open", 2)
+
+
+def test_a_resolved_discrepancy_no_longer_found_stays_resolved(
+    app: Flask, queue: Queue, staff: dict[str, int]
+) -> None:
+    with app.app_context():
+        resolve_discrepancy(queue.status_id, staff["finance"], "corrected", "settled by hand", datetime(2026, 11, 21))
+        db.session.commit()
+        query_attempt(attempt_row(app, queue.status_trade_no).id)  # the payment is settled meanwhile
+    outcome = reconcile(app, "alipay", D)
+    assert (outcome.reopened, outcome.cleared) == (0, 1)
+    row = discrepancy(app, queue.status_id)
+    assert (row.status, row.resolution) == ("resolved", "corrected") and row.cleared_at is not None
+
+
+def test_a_run_older_than_the_resolution_does_not_reopen_it(app: Flask, queue: Queue, staff: dict[str, int]) -> None:
+    with app.app_context():
+        resolve_discrepancy(queue.fee_id, staff["admin"], "corrected", "fixed", datetime(2026, 11, 22))
+        db.session.commit()
+    assert reconcile(app, "alipay", D).reopened == 0  # the clock is still on the 21st
+    assert discrepancy(app, queue.fee_id).status == "resolved"
+
+
+# --- input that cannot be right --------------------------------------------------------
+
+
+@pytest.mark.parametrize("discrepancy_id", ["99999999999999999999", "9223372036854775808", "2147483648"])
+def test_an_id_beyond_any_key_is_not_found(
+    app: Flask, queue: Queue, client_as: Callable[[str], FlaskClient], discrepancy_id: str
+) -> None:
+    finance = client_as("finance")
+    base = f"/admin/reconciliation/{discrepancy_id}"
+    assert finance.get(base + "/").status_code == 404
+    assert finance.post(base + "/resolve", data={"resolution": "accepted", "reason": "x"}).status_code == 404
+    assert finance.post(base + "/ask-channel", data={"reason": "x"}).status_code == 404
+    largest = "/admin/reconciliation/2147483647"  # the largest INTEGER key
+    assert finance.get(largest + "/").status_code == 404
+    unknown = finance.post(largest + "/resolve", data={"resolution": "accepted", "reason": "x"}, follow_redirects=True)
+    assert unknown.status_code == 200 and "No such discrepancy." in unknown.text
+
+
+@pytest.mark.parametrize(("page", "shows_rows", "previous"), [
+    ("99999999999999999999", False, "page=999999"),
+    ("1000001", False, "page=999999"),
+    ("-3", True, None),
+    ("0", True, None),
+    ("two", True, None),
+])
+def test_a_page_number_out_of_range_is_clamped(
+    app: Flask, queue: Queue, client_as: Callable[[str], FlaskClient], page: str, shows_rows: bool,
+    previous: str | None
+) -> None:
+    listing = client_as("finance").get(f"/admin/reconciliation/?page={page}")
+    assert listing.status_code == 200
+    assert (f"discrepancy-{queue.fee_id}" in listing.text) is shows_rows
+    assert ("Previous" in listing.text) is (previous is not None)
+    if previous:
+        assert previous in listing.text
+
+
+# --- runs that did not finish, on the dashboard ---------------------------------------
+
+
+def stalled_count(client: FlaskClient) -> str:
+    page = client.get("/admin/").text
+    return page.split('id="stalled-runs">', 1)[1].split("<", 1)[0]
+
+
+def test_the_dashboard_counts_the_days_whose_run_failed_or_is_stuck(
+    app: Flask, clock: Clock, client_as: Callable[[str], FlaskClient]
+) -> None:
+    set_beijing(clock, D, 11)  # the lookback: the 17th, 18th and 19th
+    finance = client_as("finance")
+    assert stalled_count(finance) == "0"
+    hour = timedelta(hours=1)
+    with app.app_context():
+        for channel, day, status, claimed in [
+            ("alipay", D - DAY, "failed", clock.current - 5 * hour),  # counted
+            ("wechat", D - DAY, "pending", clock.current - 2 * hour),  # claimed long ago, counted
+            ("wechat", D - 2 * DAY, "pending", clock.current - hour / 2),  # just claimed
+            ("alipay", D - 2 * DAY, "finished", clock.current - 5 * hour),
+            ("alipay", D - 10 * DAY, "failed", clock.current - 240 * hour),  # before the lookback
+            ("alipay", D, "failed", clock.current),  # today: no bill yet, not due
+        ]:
+            db.session.add(ReconciliationRun(channel=channel, bill_date=day, status=status, created_at=claimed))
+        db.session.commit()
+    dashboard = finance.get("/admin/").text
+    assert stalled_count(finance) == "2"
+    card = dashboard.split('id="runs-card"', 1)[1].split("</div></div></div>", 1)[0]
+    assert "alert-danger" in card and 'href="/admin/reconciliation/#runs"' in card
+    runs = finance.get("/admin/reconciliation/").text
+    assert 'id="run-alipay-2026-11-19" class="table-danger"' in runs
+
+    app.config["PAYMENT_CHANNELS"] = ("alipay",)  # a channel switched off is not due
+    assert stalled_count(finance) == "1"
+
+
+def test_a_failed_round_shows_on_the_dashboard_until_a_retry_finishes(
+    app: Flask, clock: Clock, client_as: Callable[[str], FlaskClient]
+) -> None:
+    app.config.update(RECONCILE_LOOKBACK_DAYS=1)
+    set_beijing(clock, D, 11)
+    with app.app_context():
+        faults.set_fault("api_error", "wechat")
+        db.session.commit()
+        assert tick()["bills_due"] == 2
+    finance = client_as("finance")
+    assert stalled_count(finance) == "1"
+    with app.app_context():
+        faults.clear_faults()
+        db.session.commit()
+    clock.advance(minutes=31)
+    with app.app_context():
+        assert tick()["bills_due"] == 1
+    assert stalled_count(finance) == "0"

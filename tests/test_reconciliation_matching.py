@@ -1,5 +1,6 @@
 """Matching a day's bill against our records (app/reconciliation/matching.py): each
-kind of discrepancy, one finding per line, and the midnight buffer on both sides."""
+kind of discrepancy, one finding per line, duplicates and keys that disagree, and the
+midnight buffer on both sides."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
@@ -37,8 +38,10 @@ def refund_line(out_refund_no: str = "T1R01", amount_fen: int = 10000, fee_fen: 
 
 
 def payment(out_trade_no: str = "T1", amount_fen: int = 10000, fee_fen: int | None = 60,
-            status: str = "succeeded", at: datetime | None = NOON, attempt_id: int = 1) -> PaymentRecord:
-    return PaymentRecord(attempt_id, out_trade_no, amount_fen, status, fee_fen, utc(at) if at else None)
+            status: str = "succeeded", at: datetime | None = NOON, attempt_id: int = 1,
+            channel_trade_no: str | None = None) -> PaymentRecord:
+    return PaymentRecord(attempt_id, out_trade_no, amount_fen, status, fee_fen, utc(at) if at else None,
+                         channel_trade_no)
 
 
 def refund(out_refund_no: str = "T1R01", amount_fen: int = 10000, fee_fen: int | None = 60,
@@ -126,8 +129,84 @@ def test_one_finding_per_line_the_first_that_applies() -> None:
     assert (findings[0].ours_status, findings[0].theirs_state) == ("failed", "succeeded")
 
 
-def test_a_line_repeated_on_the_bill_gives_one_finding() -> None:
-    assert len(match_bill([paid_line("GHOST"), paid_line("GHOST")], [], [], [], WINDOW)) == 1
+def test_a_line_we_lack_repeated_on_the_bill_is_missing_ours_for_each_occurrence() -> None:
+    findings = match_bill([paid_line("GHOST"), paid_line("GHOST")], [], [], [], WINDOW)
+    assert kinds(findings) == [("missing_ours", "payment", "GHOST"), ("missing_ours", "payment", "GHOST#2")]
+    assert {(finding.out_trade_no, finding.occurrence) for finding in findings} == {("GHOST", 1), ("GHOST", 2)}
+
+
+def test_a_payment_counted_twice_on_the_bill_reports_the_extra_line_as_missing_ours() -> None:
+    """The channel counts the money twice: the first line matches our attempt, the
+    second has no record of ours behind it."""
+    findings = match_bill([paid_line(), paid_line(), paid_line()], [], [payment()], [], WINDOW)
+    assert kinds(findings) == [("missing_ours", "payment", "T1#2"), ("missing_ours", "payment", "T1#3")]
+    assert all(finding.attempt_id is None and finding.theirs_amount_fen == 10000 for finding in findings)
+
+
+def test_a_refund_counted_twice_on_the_bill_reports_the_extra_line_as_missing_ours() -> None:
+    findings = match_bill([refund_line(), refund_line()], [], [], [refund()], WINDOW)
+    assert kinds(findings) == [("missing_ours", "refund", "T1R01#2")]
+    assert (findings[0].out_refund_no, findings[0].refund_id) == ("T1R01", None)
+
+
+def test_a_line_on_the_previous_days_bill_and_again_on_this_one_is_missing_ours() -> None:
+    previous = [paid_line(at=beijing(D - timedelta(days=1), 23)), refund_line(at=beijing(D - timedelta(days=1), 23))]
+    findings = match_bill([paid_line(), refund_line()], previous, [payment()], [refund()], WINDOW)
+    assert kinds(findings) == [("missing_ours", "payment", "T1#2"), ("missing_ours", "refund", "T1R01#2")]
+
+
+def test_a_refund_processing_on_one_bill_and_succeeded_on_the_next_is_not_a_duplicate() -> None:
+    """Only lines that move money count: a refund the channel listed as processing the
+    day before moved nothing then."""
+    previous = [refund_line(state="processing", fee_fen=0, at=beijing(D - timedelta(days=1), 23))]
+    assert match_bill([refund_line()], previous, [], [refund()], WINDOW) == []
+
+
+def test_a_duplicates_reference_keeps_within_the_column() -> None:
+    long_no = "L" * 64
+    findings = match_bill([paid_line(long_no), paid_line(long_no)], [], [payment(long_no)], [], WINDOW)
+    assert [finding.reference for finding in findings] == ["L" * 62 + "#2"]
+
+
+# --- keys that disagree ------------------------------------------------------------------
+
+
+def test_a_refund_line_naming_another_trade_than_our_refund_is_missing_ours() -> None:
+    """Our T1R01 refunds T1; the bill has T1R01 refunding T2: it refunds a trade we
+    have no such refund for, and our refund of T1 is not on the bill."""
+    line = BillLine(BillKind.REFUND, "T2", "CHT2", 10000, 60, "succeeded", NOON,
+                    out_refund_no="T1R01", channel_refund_no="CHRT1R01")
+    findings = match_bill([line], [], [], [refund()], WINDOW)
+    assert kinds(findings) == [("missing_ours", "refund", "T1R01"), ("missing_theirs", "refund", "T1R01")]
+    missing_ours = findings[0]
+    assert (missing_ours.out_trade_no, missing_ours.refund_id, missing_ours.ours_amount_fen) == ("T2", None, None)
+    assert (findings[1].out_trade_no, findings[1].refund_id) == ("T1", 7)
+
+
+def test_a_refund_line_naming_another_trade_of_a_refund_outside_the_window_is_missing_ours_only() -> None:
+    line = BillLine(BillKind.REFUND, "T2", "CHT2", 10000, 60, "succeeded", NOON,
+                    out_refund_no="T1R01", channel_refund_no="CHRT1R01")
+    findings = match_bill([line], [], [], [refund(at=NOON - timedelta(days=3))], WINDOW)
+    assert kinds(findings) == [("missing_ours", "refund", "T1R01")]
+
+
+@pytest.mark.parametrize(("ours", "expected"), [
+    ("CHT1", []),
+    (None, []),
+    ("CH-SOMETHING-ELSE", [("status_mismatch", "payment", "T1")]),
+], ids=["same", "unknown-here", "different"])
+def test_a_payment_line_whose_channel_trade_number_is_not_ours_is_a_status_mismatch(
+    ours: str | None, expected: list
+) -> None:
+    findings = match_bill([paid_line()], [], [payment(channel_trade_no=ours)], [], WINDOW)
+    assert kinds(findings) == expected
+    if findings:
+        assert (findings[0].attempt_id, findings[0].channel_trade_no) == (1, "CHT1")
+
+
+def test_an_amount_that_differs_comes_before_a_channel_trade_number_that_differs() -> None:
+    findings = match_bill([paid_line(amount_fen=1)], [], [payment(channel_trade_no="OTHER")], [], WINDOW)
+    assert kinds(findings) == [("amount_mismatch", "payment", "T1")]
 
 
 def test_a_record_found_on_its_line_is_not_also_missing_theirs() -> None:

@@ -438,3 +438,21 @@ def test_a_paid_amount_the_attempt_never_asked_for_is_held_for_staff(app, client
         assert db.session.scalar(select(func.count(Enrollment.id))) == 0
     run_ticks(app, clock, 16 * 60)
     assert order_row(app, order_no).status == "closed"  # nothing left that could pay it
+
+
+def test_a_trade_the_channel_reports_paid_and_refunded_is_held_not_booked(app, client, clock, learner):
+    """WeChat answers REFUND for a trade refunded at the channel (by hand, in the
+    merchant portal) before we learnt it was paid: nothing is booked or granted."""
+    order_no = checkout(client, [learner[0]], channel="wechat")
+    with app.app_context():
+        attempt = attempt_of(order_no)
+        reported = TradeStatus(attempt.out_trade_no, TradeState.PAID, amount_fen=attempt.amount_fen,
+                               channel_trade_no="4200000000000001", refunded=True)
+        settlement = apply_trade_status(attempt.id, reported)
+        db.session.commit()
+        assert settlement.outcome == "held for staff: channel reports the trade paid and refunded there"
+        assert attempt_of(order_no).status == "failed"
+        orphan = db.session.scalar(select(OrphanPayment))
+        assert (orphan.resolution, orphan.amount_fen) == ("held", attempt.amount_fen)
+        assert db.session.scalar(select(func.count(JournalEntry.id))) == 0
+        assert db.session.scalar(select(func.count(Enrollment.id))) == 0

@@ -3,9 +3,10 @@ and refund detail pages and the reconciliation queue. Nothing here writes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import case, func, or_, select
+from flask import current_app
+from sqlalchemy import and_, case, func, or_, select
 
 from app.accounts.models import User
 from app.admin.formatting import beijing_day_bounds
@@ -17,10 +18,14 @@ from app.payments.health import HealthView, health_report
 from app.payments.models import InboxNotification, OrphanPayment, PaymentAttempt, Refund
 from app.payments.refund_workflow import RefundPolicy, refund_policy
 from app.payments.registry import enabled_channels
+from app.reconciliation.matching import bill_days_due
 from app.reconciliation.models import Discrepancy, ReconciliationRun
 from app.timeutil import beijing, now
 
 PENDING_REFUND_STATUSES = ("requested", "awaiting_finance")
+# A claimed day whose run has not finished this long after is stuck (its job was lost,
+# or keeps dying): the periodic round re-claims it every half hour meanwhile.
+RUN_STALLED_AFTER = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class Dashboard:
     unhealthy_channels: tuple[str, ...]
     channels: tuple[HealthView, ...]
     open_discrepancies: int  # reconciliation findings no one has resolved yet
+    stalled_runs: int  # channel-days of the lookback not reconciled: failed, or claimed long ago
 
 
 def dashboard() -> Dashboard:
@@ -54,11 +60,28 @@ def dashboard() -> Dashboard:
         unhealthy_channels=tuple(view.channel for view in channels if not view.healthy),
         channels=channels,
         open_discrepancies=open_discrepancy_count(),
+        stalled_runs=stalled_run_count(now()),
     )
 
 
 def open_discrepancy_count() -> int:
     return db.session.scalar(select(func.count(Discrepancy.id)).where(Discrepancy.status == "open")) or 0
+
+
+def stalled_run_count(moment: datetime) -> int:
+    """The channel-days the periodic round should have reconciled by ``moment`` (the
+    lookback, enabled channels) whose run failed, or was claimed over
+    `RUN_STALLED_AFTER` ago and has not finished."""
+    config = current_app.config
+    days = bill_days_due(beijing(moment), config["RECONCILE_AFTER_HOUR"], config["RECONCILE_LOOKBACK_DAYS"])
+    channels = enabled_channels()
+    if not days or not channels:
+        return 0
+    return db.session.scalar(select(func.count(ReconciliationRun.id)).where(
+        ReconciliationRun.channel.in_(channels), ReconciliationRun.bill_date.in_(days),
+        or_(ReconciliationRun.status == "failed",
+            and_(ReconciliationRun.status == "pending", ReconciliationRun.created_at < moment - RUN_STALLED_AFTER)),
+    )) or 0
 
 
 def emails(user_ids: set[int | None]) -> dict[int, str]:

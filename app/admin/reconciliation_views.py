@@ -33,6 +33,8 @@ from app.reconciliation.services import ReconciliationError
 from app.timeutil import beijing, now
 
 PER_PAGE = 50
+# Pages beyond any real queue: a larger number would overflow the database's OFFSET.
+MAX_PAGE = 10**6
 RECENT_RUNS = 14
 STATUSES = ("open", "resolved")
 KIND_LABELS = {
@@ -89,7 +91,7 @@ class ReconciliationView(StaffView):
 
     def _index(self, run_form: RunForm) -> str:
         filters, problems = _filters()
-        page = max(request.args.get("page", 1, type=int) or 1, 1)
+        page = min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
         rows, more = discrepancy_page(filters, page, PER_PAGE)
         return self.render(
             "admin/reconciliation.html", rows=rows, more=more, page=page, filters=filters, problems=problems,
@@ -101,7 +103,9 @@ class ReconciliationView(StaffView):
     def index(self) -> str:
         return self._index(RunForm(bill_date=beijing(now()).date() - timedelta(days=1)))
 
-    @expose("/<int:discrepancy_id>/")
+    # Ids beyond the key column (INTEGER: 32 bits on PostgreSQL) do not match the
+    # routes, a 404: the database would refuse to compare them, a 500.
+    @expose("/<int(max=2147483647):discrepancy_id>/")
     def discrepancy(self, discrepancy_id: int) -> str:
         detail = discrepancy_detail(discrepancy_id)
         if detail is None:
@@ -115,7 +119,7 @@ class ReconciliationView(StaffView):
             kind_labels=KIND_LABELS, resolution_labels=RESOLUTION_LABELS,
         )
 
-    @expose("/<int:discrepancy_id>/resolve", methods=("POST",))
+    @expose("/<int(max=2147483647):discrepancy_id>/resolve", methods=("POST",))
     def resolve(self, discrepancy_id: int) -> Response:
         back = redirect(url_for(".discrepancy", discrepancy_id=discrepancy_id))
         form = ResolveForm()
@@ -133,16 +137,18 @@ class ReconciliationView(StaffView):
         flash("Resolved.", "success")
         return back
 
-    @expose("/<int:discrepancy_id>/ask-channel", methods=("POST",))
+    @expose("/<int(max=2147483647):discrepancy_id>/ask-channel", methods=("POST",))
     def ask_channel(self, discrepancy_id: int) -> Response:
-        """Audit the question, commit, and only then enqueue it."""
+        """Audit the question, commit, and only then enqueue it. The job may be lost
+        (Redis down: `enqueue` only logs), so the page claims nothing: the answer shows
+        on the discrepancy when the job has run."""
         back = redirect(url_for(".discrepancy", discrepancy_id=discrepancy_id))
         form = ReasonForm()
         if not form.validate_on_submit():
             flash("Please give a reason for asking the channel.", "error")
             return back
         try:
-            question = services.ask_channel(discrepancy_id, current_user.id, form.reason.data or "")
+            question = services.ask_channel(discrepancy_id, current_user.id, form.reason.data or "", now())
         except ReconciliationError as error:
             db.session.rollback()
             flash(error.message, "error")
@@ -152,7 +158,8 @@ class ReconciliationView(StaffView):
             enqueue("execute_refund", question.refund_id)
         elif question.attempt_id is not None:
             enqueue("recheck_attempt", question.attempt_id)
-        flash("The channel is being asked; run the day again once it has answered, then resolve this.", "success")
+        flash("Asked the channel; the outcome will appear here. Once it has answered, run the day again, "
+              "then resolve this.", "info")
         return back
 
     @expose("/run", methods=("POST",))

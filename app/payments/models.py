@@ -31,7 +31,7 @@ class PaymentAttempt(db.Model):
     channel_trade_no: Mapped[str | None] = mapped_column(String(64))
     expires_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=system_now)
-    succeeded_at: Mapped[datetime | None]
+    succeeded_at: Mapped[datetime | None] = mapped_column(index=True)
     closed_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(255))
     # What the channel keeps of this payment (app/ledger/fees.py), set when it succeeds.
@@ -145,7 +145,7 @@ class Refund(db.Model):
     last_error: Mapped[str | None] = mapped_column(String(255))
     next_check_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=system_now)
-    succeeded_at: Mapped[datetime | None]
+    succeeded_at: Mapped[datetime | None] = mapped_column(index=True)
     # Who asked and who decided (maker-checker: a large refund needs two approvers).
     requested_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     first_approved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

@@ -184,6 +184,11 @@ def apply_trade_status(attempt_id: int, status: TradeStatus) -> Settlement:
     if attempt is None or attempt.out_trade_no != status.out_trade_no:
         return Settlement("query answer is for another attempt")
     if status.state is TradeState.PAID:
+        if status.refunded:
+            # Money of a trade we never booked has gone back already (refunded by hand
+            # at the channel): booking the sale now would grant a course nobody paid for.
+            return hold_for_staff(attempt, "channel reports the trade paid and refunded there",
+                                  status.amount_fen)
         if status.amount_fen != attempt.amount_fen:
             return hold_mismatched_payment(attempt, status.amount_fen)
         paid_at = from_aware(status.paid_at) if status.paid_at else None
@@ -196,9 +201,15 @@ def apply_trade_status(attempt_id: int, status: TradeStatus) -> Settlement:
 
 def hold_mismatched_payment(attempt: PaymentAttempt, reported_fen: int | None) -> Settlement:
     """The channel says paid, for an amount we never asked for: nothing is booked or
-    granted on an unexplained amount. The attempt fails (no more queries, so the order
-    can close) and staff get the case, with the channel's figure, to settle by hand."""
+    granted on an unexplained amount."""
     reason = f"channel reports {reported_fen} fen paid, the attempt asked {attempt.amount_fen}"
+    return hold_for_staff(attempt, reason, reported_fen)
+
+
+def hold_for_staff(attempt: PaymentAttempt, reason: str, reported_fen: int | None) -> Settlement:
+    """A payment the channel reports that we cannot book as it stands. The attempt
+    fails (no more queries, so the order can close) and staff get the case, with the
+    channel's figure, to settle by hand."""
     log.error("attempt %s: %s", attempt.id, reason)
     if compare_and_set(
         PaymentAttempt, attempt.id, "attempt", "created", "fail",

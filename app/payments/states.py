@@ -67,12 +67,33 @@ PAYOUT: Mapping[tuple[str, str], str] = {
     ("pending", "fail"): "failed",
 }
 
+# One reconciliation run per channel and Beijing day (app/reconciliation): every try
+# that gets the bills finishes it, even a rerun of a finished day; a try that cannot
+# get them fails a day not yet finished, and leaves a finished day's findings alone.
+RUN: Mapping[tuple[str, str], str] = {
+    ("pending", "finish"): "finished",
+    ("failed", "finish"): "finished",
+    ("finished", "finish"): "finished",
+    ("pending", "fail"): "failed",
+    ("failed", "fail"): "failed",
+    ("finished", "fail"): "finished",
+}
+
+# A difference between a bill and our records: staff resolve it; a later run that finds
+# it again after the resolution reopens it.
+DISCREPANCY: Mapping[tuple[str, str], str] = {
+    ("open", "resolve"): "resolved",
+    ("resolved", "reopen"): "open",
+}
+
 MACHINES: Mapping[str, Mapping[tuple[str, str], str]] = {
     "order": ORDER,
     "attempt": ATTEMPT,
     "refund": REFUND,
     "inbox": INBOX,
     "payout": PAYOUT,
+    "run": RUN,
+    "discrepancy": DISCREPANCY,
 }
 
 TERMINAL_ORDER_STATUSES = frozenset({"paid", "partially_refunded", "refunded", "closed"})

@@ -36,6 +36,8 @@ def _report(outcome: RunOutcome) -> None:
                + (f" ({outcome.new} new)" if outcome.findings else ""))
     for finding in outcome.findings:
         click.echo("  " + describe(finding))
+    if outcome.reopened:
+        click.echo(f"  {outcome.reopened} resolved discrepancy(ies) found again, open once more")
     if outcome.cleared:
         click.echo(f"  {outcome.cleared} earlier discrepancy(ies) of this day no longer found (still open for staff)")
 

@@ -10,10 +10,15 @@ expected by exactly one run and each line is checked by exactly one run (its own
 The buffer covers a record we stamped a little before midnight that the channel
 completed just after it (it is on bill D+1, so run D+1 must expect it); bill D−1 covers
 the opposite, a line the channel put on the day before the one we recorded.
+
+A key that moves money more than once (twice on bill D, or on bill D−1 and again on D)
+means the channel counts the money twice: every occurrence after the first is a line we
+have no record for, reported as missing ours under the key and ``#<occurrence>``.
 """
 from __future__ import annotations
 
 import enum
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Iterable, Protocol, Sequence
@@ -23,6 +28,8 @@ from zoneinfo import ZoneInfo
 BILL_ZONE = ZoneInfo("Asia/Shanghai")
 PAYMENT = "payment"
 REFUND = "refund"
+# The longest reference a discrepancy keeps (its column's length).
+REFERENCE_LENGTH = 64
 
 
 class DiscrepancyKind(str, enum.Enum):
@@ -69,6 +76,7 @@ class PaymentRecord:
     status: str  # created / succeeded / closed / failed
     fee_fen: int | None
     succeeded_at: datetime | None
+    channel_trade_no: str | None = None  # the channel's number, once it told us
 
 
 @dataclass(frozen=True)
@@ -101,12 +109,18 @@ class Finding:
     theirs_fee_fen: int | None = None
     channel_trade_no: str | None = None
     occurred_at: datetime | None = None  # naive UTC: the channel's time, or ours if it has none
+    occurrence: int = 1  # above 1: a repeat of a line already counted (a duplicate)
 
     @property
     def reference(self) -> str:
         """The number a discrepancy is known by: our out_refund_no for a refund (the
-        channel's refund number when the line carries none of ours), else out_trade_no."""
-        return self.out_refund_no or self.out_trade_no
+        channel's refund number when the line carries none of ours), else out_trade_no;
+        a duplicate line's adds ``#<occurrence>``, within `REFERENCE_LENGTH`."""
+        number = self.out_refund_no or self.out_trade_no
+        if self.occurrence == 1:
+            return number
+        suffix = f"#{self.occurrence}"
+        return number[:REFERENCE_LENGTH - len(suffix)] + suffix
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -160,23 +174,40 @@ def match_bill(
     at most one finding, the first that applies of missing, amount, status and fee: a
     later kind is usually a consequence of an earlier one (a fee follows its amount, and
     is only final once both sides say succeeded).
+
+    The keys are cross-checked: a refund line whose trade is not the one our refund of
+    that number belongs to is missing ours (the bill refunds a trade we have no such
+    refund for), and a payment line whose channel trade number is not the one the
+    channel gave us is a status mismatch.
     """
     payments_by_no = {record.out_trade_no: record for record in payments}
     refunds_by_no = {record.out_refund_no: record for record in refunds}
     findings: dict[tuple[str, str, str], Finding] = {}
 
-    for line in bill:
-        found = (_check_refund_line(line, refunds_by_no.get(line_reference(line)))
-                 if _kind(line) == REFUND
-                 else _check_payment_line(line, payments_by_no.get(line.out_trade_no)))
+    def add(found: Finding | None) -> None:
         if found is not None:
             findings.setdefault(found.key, found)
 
-    on_bills = {(_kind(line), line_reference(line)) for line in (*bill, *previous_bill)}
+    # Money-moving lines per key, counting the day before's first (its run checked them).
+    occurrences: Counter[tuple[str, str]] = Counter(
+        (_kind(line), line_reference(line)) for line in previous_bill if _moves_money(line))
+    for line in bill:
+        key = (_kind(line), line_reference(line))
+        if _moves_money(line):
+            occurrences[key] += 1
+            if occurrences[key] > 1:
+                add(_duplicate(line, occurrences[key]))
+                continue
+        add(_check_refund_line(line, refunds_by_no.get(key[1])) if key[0] == REFUND
+            else _check_payment_line(line, payments_by_no.get(line.out_trade_no)))
+
+    paid_on_bills = {line.out_trade_no for line in (*bill, *previous_bill) if _kind(line) == PAYMENT}
+    refunded_on_bills = {(line_reference(line), line.out_trade_no)
+                         for line in (*bill, *previous_bill) if _kind(line) == REFUND}
     start, end = window
     for payment in payments_by_no.values():
         if (payment.status == "succeeded" and _within(payment.succeeded_at, start, end)
-                and (PAYMENT, payment.out_trade_no) not in on_bills):
+                and payment.out_trade_no not in paid_on_bills):
             found = Finding(
                 DiscrepancyKind.MISSING_THEIRS, PAYMENT, payment.out_trade_no,
                 attempt_id=payment.attempt_id, ours_amount_fen=payment.amount_fen,
@@ -185,7 +216,7 @@ def match_bill(
             findings.setdefault(found.key, found)
     for refund in refunds_by_no.values():
         if (refund.status == "succeeded" and _within(refund.succeeded_at, start, end)
-                and (REFUND, refund.out_refund_no) not in on_bills):
+                and (refund.out_refund_no, refund.out_trade_no) not in refunded_on_bills):
             found = Finding(
                 DiscrepancyKind.MISSING_THEIRS, REFUND, refund.out_trade_no, refund.out_refund_no,
                 attempt_id=refund.attempt_id, refund_id=refund.refund_id, ours_amount_fen=refund.amount_fen,
@@ -208,22 +239,38 @@ def _within(moment: datetime | None, start: datetime, end: datetime) -> bool:
     return moment is not None and start <= moment < end
 
 
+def _moves_money(line: BillEntry) -> bool:
+    # A refund still processing or failed at the channel moves nothing (yet).
+    return line.state == "succeeded"
+
+
+def _theirs(line: BillEntry) -> dict[str, object]:
+    return dict(theirs_amount_fen=line.amount_fen, theirs_state=line.state, theirs_fee_fen=line.fee_fen,
+                channel_trade_no=line.channel_trade_no, occurred_at=_naive_utc(line.occurred_at))
+
+
+def _duplicate(line: BillEntry, occurrence: int) -> Finding:
+    """A repeat of a line already counted: no record of ours stands behind it."""
+    refund_no = line_reference(line) if _kind(line) == REFUND else None
+    return Finding(DiscrepancyKind.MISSING_OURS, _kind(line), line.out_trade_no, refund_no,
+                   occurrence=occurrence, **_theirs(line))
+
+
 def _check_payment_line(line: BillEntry, payment: PaymentRecord | None) -> Finding | None:
-    theirs = dict(theirs_amount_fen=line.amount_fen, theirs_state=line.state, theirs_fee_fen=line.fee_fen,
-                  channel_trade_no=line.channel_trade_no, occurred_at=_naive_utc(line.occurred_at))
+    theirs = _theirs(line)
     if payment is None:
         return Finding(DiscrepancyKind.MISSING_OURS, PAYMENT, line.out_trade_no, **theirs)
     ours = dict(attempt_id=payment.attempt_id, ours_amount_fen=payment.amount_fen,
                 ours_status=payment.status, ours_fee_fen=payment.fee_fen)
-    kind = _first_difference(PAYMENT, line, payment.amount_fen, payment.status, payment.fee_fen)
+    kind = _first_difference(PAYMENT, line, payment.amount_fen, payment.status, payment.fee_fen,
+                             payment.channel_trade_no)
     return None if kind is None else Finding(kind, PAYMENT, line.out_trade_no, **ours, **theirs)
 
 
 def _check_refund_line(line: BillEntry, refund: RefundRecord | None) -> Finding | None:
-    theirs = dict(theirs_amount_fen=line.amount_fen, theirs_state=line.state, theirs_fee_fen=line.fee_fen,
-                  channel_trade_no=line.channel_trade_no, occurred_at=_naive_utc(line.occurred_at))
+    theirs = _theirs(line)
     reference = line_reference(line)
-    if refund is None:
+    if refund is None or refund.out_trade_no != line.out_trade_no:
         return Finding(DiscrepancyKind.MISSING_OURS, REFUND, line.out_trade_no, reference, **theirs)
     ours = dict(attempt_id=refund.attempt_id, refund_id=refund.refund_id, ours_amount_fen=refund.amount_fen,
                 ours_status=refund.status, ours_fee_fen=refund.fee_fen)
@@ -231,10 +278,12 @@ def _check_refund_line(line: BillEntry, refund: RefundRecord | None) -> Finding 
     return None if kind is None else Finding(kind, REFUND, refund.out_trade_no, reference, **ours, **theirs)
 
 
-def _first_difference(subject: str, line: BillEntry, amount_fen: int, status: str,
-                      fee_fen: int | None) -> DiscrepancyKind | None:
+def _first_difference(subject: str, line: BillEntry, amount_fen: int, status: str, fee_fen: int | None,
+                      channel_trade_no: str | None = None) -> DiscrepancyKind | None:
     if line.amount_fen != amount_fen:
         return DiscrepancyKind.AMOUNT_MISMATCH
+    if channel_trade_no and line.channel_trade_no and line.channel_trade_no != channel_trade_no:
+        return DiscrepancyKind.STATUS_MISMATCH  # the channel's number is not the one it gave us
     if status not in AGREEING_STATUSES.get((subject, line.state), frozenset()):
         return DiscrepancyKind.STATUS_MISMATCH
     if line.state == "succeeded" and line.fee_fen != (fee_fen or 0):

@@ -49,7 +49,9 @@ class Discrepancy(db.Model):
     Known by (channel, bill_date, kind, subject, reference), so running a day again
     finds the same row instead of adding one. A rerun that no longer finds it stamps
     ``cleared_at`` but leaves it open: staff still say what happened (the fix may have
-    been ours or the channel's, and the audit log should tell).
+    been ours or the channel's, and the audit log should tell). A run that finds a
+    resolved one again reopens it (see `services.record_run`); the audit log keeps the
+    resolution it had.
     """
 
     __tablename__ = "discrepancies"
@@ -95,3 +97,8 @@ class Discrepancy(db.Model):
     note: Mapped[str | None] = mapped_column(Text)
     resolved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     resolved_at: Mapped[datetime | None]
+    # Staff asked the channel (the job runs after commit, and may be lost with Redis):
+    # when they asked, and what the last answer did and when.
+    asked_at: Mapped[datetime | None]
+    last_check_outcome: Mapped[str | None] = mapped_column(String(255))
+    last_checked_at: Mapped[datetime | None]

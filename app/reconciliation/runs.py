@@ -21,7 +21,8 @@ from app.payments.models import OrphanPayment, PaymentAttempt
 from app.payments.registry import get_channel
 from app.payments.settlement import Settlement, settle_payment
 from app.reconciliation.matching import KIND_ORDER, Finding, bill_days_due, expected_window, match_bill
-from app.reconciliation.services import claim_bill_day, our_records, record_failure, record_run
+from app.reconciliation.services import (claim_bill_day, our_records, record_check_outcome, record_failure,
+                                         record_run, unknown_refund_of)
 from app.timeutil import beijing, from_aware, now
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class RunOutcome:
     findings: tuple[Finding, ...] = field(default=())
     new: int = 0
     cleared: int = 0
+    reopened: int = 0
     error: str | None = None
     not_ready: bool = False
 
@@ -68,13 +70,15 @@ def reconcile_day(channel: str, bill_date: date) -> RunOutcome:
         log.warning("reconciliation of %s %s failed: %s", channel, bill_date, message)
         return RunOutcome(channel, bill_date, error=message)
     window = expected_window(bill_date, midnight_buffer())
+    seen_at = now()  # the run's time: when it read our records
     payments, refunds = our_records(channel, bill, window)
     findings = sorted(match_bill(bill, previous_bill, payments, refunds, window),
                       key=lambda finding: (KIND_ORDER[finding.kind], finding.reference))
-    summary = record_run(channel, bill_date, len(bill), findings, now())
+    summary = record_run(channel, bill_date, len(bill), findings, seen_at)
     db.session.commit()
     log.info("reconciled %s %s: %d line(s), %d discrepancy(ies)", channel, bill_date, len(bill), len(findings))
-    return RunOutcome(channel, bill_date, len(bill), tuple(findings), summary.new, summary.cleared)
+    return RunOutcome(channel, bill_date, len(bill), tuple(findings), summary.new, summary.cleared,
+                      summary.reopened)
 
 
 def channel_day(channel: str, bill_date: date) -> str:
@@ -103,36 +107,47 @@ def claim_due_days(channels: tuple[str, ...]) -> list[str]:
 
 def recheck_attempt(attempt_id: int) -> Settlement:
     """Ask the channel about an attempt we do not have as succeeded, whatever its
-    status, and settle it if the channel has it paid for the amount we asked.
+    status, and settle it if the channel has it paid for the amount we asked; the
+    outcome is written on the attempt's open discrepancies, for staff. Commits.
 
     An open attempt takes the ordinary active query. A closed or failed one is settled
     like a late payment (the transition table allows it: money the channel confirms is
-    never refused by our bookkeeping). A different amount is left for staff.
+    never refused by our bookkeeping), unless some of the money has gone back already:
+    the channel reports a refund of the trade, or its bill showed a refund we have no
+    record of (made in the merchant portal, say). Settling then would grant a course,
+    or refund a second time, for money we no longer hold. Those, and a different
+    amount, are left for staff.
     """
+    settlement = _recheck(attempt_id)
+    record_check_outcome(attempt_id, settlement.outcome, now())
+    db.session.commit()
+    return settlement
+
+
+def _recheck(attempt_id: int) -> Settlement:
     attempt = db.session.get(PaymentAttempt, attempt_id)
     if attempt is None or attempt.status == "succeeded":
-        db.session.commit()
         return Settlement("nothing to ask: no such attempt, or already succeeded")
     if attempt.status == "created":
         return resolution.query_attempt(attempt_id)
     if db.session.scalar(select(OrphanPayment.id).where(OrphanPayment.attempt_id == attempt_id)) is not None:
         # Held as an orphan payment already (e.g. an amount we never asked for): a
         # second settlement would book it twice; staff settle it there.
-        db.session.commit()
         return Settlement("held for staff as an orphan payment")
     channel, out_trade_no, amount_fen = attempt.channel, attempt.out_trade_no, attempt.amount_fen
     try:
         status = resolution.call_channel(channel, "query", lambda adapter: adapter.query(out_trade_no))
     except ChannelError as error:
-        db.session.commit()
         return Settlement(f"query failed ({type(error).__name__}); ask again later")
     if status.state is not TradeState.PAID or status.out_trade_no != out_trade_no:
-        db.session.commit()
-        return Settlement(f"the channel says {status.state.value}")
+        return Settlement(f"the channel says {status.state.value}: nothing to settle")
     if status.amount_fen != amount_fen:
-        db.session.commit()
         return Settlement(f"the channel has it paid for {status.amount_fen} fen, not {amount_fen}: left for staff")
+    if status.refunded:
+        return Settlement("the channel has it paid but reports a refund of it: not settled, left for staff")
+    unknown_refund = unknown_refund_of(channel, out_trade_no)
+    if unknown_refund is not None:
+        return Settlement(f"the channel has it paid, but its bill shows a refund of it we have no record of "
+                          f"(discrepancy #{unknown_refund}): not settled, left for staff")
     paid_at = from_aware(status.paid_at) if status.paid_at else None
-    settlement = settle_payment(attempt_id, status.channel_trade_no or "", amount_fen, paid_at)
-    db.session.commit()
-    return settlement
+    return settle_payment(attempt_id, status.channel_trade_no or "", amount_fen, paid_at)

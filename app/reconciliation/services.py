@@ -1,12 +1,15 @@
 """Reconciliation records: our side of a bill, the outcome of a run, claims of the days
-the periodic round reconciles, and staff resolving a discrepancy. Flush, never commit."""
+the periodic round reconciles, and staff resolving a discrepancy. Flush, never commit.
+
+Statuses of runs and discrepancies move by compare-and-set through the ``run`` and
+``discrepancy`` tables of app/payments/states.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Iterable, Sequence
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.accounts.models import User
@@ -14,8 +17,9 @@ from app.audit.services import record
 from app.errors import ServiceError
 from app.extensions import db
 from app.payments.models import PaymentAttempt, Refund
-from app.reconciliation.matching import (PAYMENT, REFUND, BillEntry, Finding, PaymentRecord, RefundRecord,
-                                         line_reference)
+from app.payments.transitions import compare_and_set
+from app.reconciliation.matching import (PAYMENT, REFUND, BillEntry, DiscrepancyKind, Finding, PaymentRecord,
+                                         RefundRecord, line_reference)
 from app.reconciliation.models import RESOLUTIONS, Discrepancy, ReconciliationRun
 
 RECONCILING_STAFF = frozenset({"finance", "admin"})
@@ -34,6 +38,7 @@ class RunSummary:
     discrepancy_ids: tuple[int, ...]  # what this run found, new or seen before
     new: int  # of which found for the first time
     cleared: int  # earlier discrepancies of the day this run no longer finds
+    reopened: int = 0  # resolved ones found again, open once more
 
 
 # --- our side of a bill -----------------------------------------------------------------
@@ -54,7 +59,8 @@ def our_records(channel: str, bill: Sequence[BillEntry],
     start, end = window
     payments: dict[int, PaymentRecord] = {}
     payment_columns = select(PaymentAttempt.id, PaymentAttempt.out_trade_no, PaymentAttempt.amount_fen,
-                             PaymentAttempt.status, PaymentAttempt.fee_fen, PaymentAttempt.succeeded_at)
+                             PaymentAttempt.status, PaymentAttempt.fee_fen, PaymentAttempt.succeeded_at,
+                             PaymentAttempt.channel_trade_no)
     in_window = and_(PaymentAttempt.status == "succeeded", PaymentAttempt.succeeded_at >= start,
                      PaymentAttempt.succeeded_at < end)
     for condition in [in_window] + [PaymentAttempt.out_trade_no.in_(chunk) for chunk in _chunks(trade_nos)]:
@@ -105,11 +111,20 @@ def _observed(finding: Finding) -> dict[str, object]:
     )
 
 
+def _move_run(run: ReconciliationRun, moment: datetime, event: str, **values: object) -> None:
+    """Move the day's run by ``event``. The row is locked (`_run_row`), so the
+    compare-and-set cannot lose; if it ever did, the try's transaction must not commit."""
+    if not compare_and_set(ReconciliationRun, run.id, "run", run.status, event, tries=run.tries + 1,
+                           started_at=run.started_at or moment, **values):
+        raise RuntimeError(f"reconciliation run {run.id} changed under its lock")
+
+
 def record_run(channel: str, bill_date: date, lines_checked: int, findings: Sequence[Finding],
                moment: datetime) -> RunSummary:
-    """Store a finished run: each finding becomes (or refreshes) one discrepancy, and the
-    day's earlier ones this run did not find are stamped cleared. A resolved one keeps
-    what staff saw when they resolved it; only its ``last_seen_at`` moves."""
+    """Store a finished run that read our records at ``moment``: each finding becomes
+    (or refreshes) one discrepancy, and the day's earlier ones this run did not find are
+    stamped cleared. A resolved one keeps what staff saw when they resolved it; only its
+    ``last_seen_at`` moves, unless the run reopens it (`_seen_again`)."""
     run = _run_row(channel, bill_date, moment)
     earlier = {
         (row.kind, row.subject, row.reference): row
@@ -117,7 +132,7 @@ def record_run(channel: str, bill_date: date, lines_checked: int, findings: Sequ
             select(Discrepancy).where(Discrepancy.channel == channel, Discrepancy.bill_date == bill_date)
         )
     }
-    found_ids, new = [], 0
+    found_ids, new, reopened = [], 0, 0
     for finding in findings:
         row = earlier.pop(finding.key, None)
         if row is None:
@@ -127,11 +142,7 @@ def record_run(channel: str, bill_date: date, lines_checked: int, findings: Sequ
             db.session.add(row)
             new += 1
         else:
-            if row.status == "open":
-                for name, value in _observed(finding).items():
-                    setattr(row, name, value)
-            row.last_seen_at = moment
-            row.cleared_at = None
+            reopened += _seen_again(row, finding, moment)
         db.session.flush()
         found_ids.append(row.id)
     cleared = 0
@@ -139,30 +150,55 @@ def record_run(channel: str, bill_date: date, lines_checked: int, findings: Sequ
         if row.cleared_at is None:
             row.cleared_at = moment
             cleared += 1
-    run.status = "finished"
-    run.tries += 1
-    run.lines_checked = lines_checked
-    run.discrepancies_found = len(found_ids)
-    run.error = None
-    run.next_try_at = None
-    run.started_at = run.started_at or moment
-    run.finished_at = moment
+    run_id = run.id
+    _move_run(run, moment, "finish", lines_checked=lines_checked, discrepancies_found=len(found_ids),
+                error=None, next_try_at=None, finished_at=moment)
     db.session.flush()
-    return RunSummary(run.id, lines_checked, tuple(found_ids), new, cleared)
+    return RunSummary(run_id, lines_checked, tuple(found_ids), new, cleared, reopened)
+
+
+def _seen_again(row: Discrepancy, finding: Finding, moment: datetime) -> bool:
+    """Refresh a discrepancy a run finds again; True when that reopens it.
+
+    An open one takes what the run sees. A resolved one, found in our records as they
+    were at or after its resolution, is reopened (the resolution goes to the audit log,
+    with the system as the actor), so the dashboard counts it again: staff said it was
+    dealt with, yet the difference is still there. Except a difference staff accepted as
+    explained, seen exactly as they saw it: finding it again is what they expected.
+    """
+    observed = _observed(finding)
+    seen = dict(last_seen_at=moment, cleared_at=None)
+    if row.status == "open":
+        for name, value in {**observed, **seen}.items():
+            setattr(row, name, value)
+        return False
+    unchanged = all(getattr(row, name) == value for name, value in observed.items())
+    if (row.resolved_at is None or row.resolved_at > moment
+            or (row.resolution == "accepted" and unchanged)):
+        for name, value in seen.items():
+            setattr(row, name, value)
+        return False
+    before = {**_snapshot(row), "note": row.note, "resolved_by": row.resolved_by, "resolved_at": row.resolved_at}
+    row_id, bill_date = row.id, row.bill_date
+    db.session.flush()
+    if not compare_and_set(Discrepancy, row_id, "discrepancy", "resolved", "reopen", resolution=None, note=None,
+                           resolved_by=None, resolved_at=None, **observed, **seen):
+        return False  # another run reopened it just now
+    record(None, "reconciliation.reopen", "discrepancy", row_id,
+           f"found again by the run of {bill_date.isoformat()} after it was resolved", before,
+           _snapshot(db.session.get(Discrepancy, row_id)))
+    return True
 
 
 def record_failure(channel: str, bill_date: date, error: str, moment: datetime, retry_after: timedelta) -> int:
     """A try that could not get the bills. A day reconciled before keeps its findings
     and stays finished; otherwise it fails and the periodic round tries again later."""
     run = _run_row(channel, bill_date, moment)
-    run.tries += 1
-    run.error = error[:255]
-    run.started_at = run.started_at or moment
-    if run.status != "finished":
-        run.status = "failed"
-        run.next_try_at = moment + retry_after
+    run_id = run.id
+    retry = {} if run.status == "finished" else {"next_try_at": moment + retry_after}
+    _move_run(run, moment, "fail", error=error[:255], **retry)
     db.session.flush()
-    return run.id
+    return run_id
 
 
 def claim_bill_day(channel: str, bill_date: date, moment: datetime, lease: timedelta) -> bool:
@@ -231,14 +267,9 @@ def resolve_discrepancy(discrepancy_id: int, staff_id: int, resolution: str, not
     note = _clean_note(note)
     row = _open_discrepancy(discrepancy_id)
     before = _snapshot(row)
-    # Compare-and-set, like every status change: of two people resolving at once, one wins.
-    won = db.session.execute(
-        update(Discrepancy)
-        .where(Discrepancy.id == row.id, Discrepancy.status == "open")
-        .values(status="resolved", resolution=resolution, note=note, resolved_by=staff_id, resolved_at=moment)
-        .execution_options(synchronize_session=False)
-    ).rowcount == 1
-    if not won:
+    # Of two people resolving at once, one wins.
+    if not compare_and_set(Discrepancy, row.id, "discrepancy", "open", "resolve", resolution=resolution, note=note,
+                           resolved_by=staff_id, resolved_at=moment):
         raise ReconciliationError("already_resolved", "This discrepancy is already resolved.")
     db.session.refresh(row)
     record(staff_id, "reconciliation.resolve", "discrepancy", row.id, note, before, _snapshot(row))
@@ -271,9 +302,10 @@ def current_question(row: Discrepancy) -> ChannelQuestion | None:
     return channel_question(row, attempt.status if attempt else None, refund.status if refund else None)
 
 
-def ask_channel(discrepancy_id: int, staff_id: int, note: str) -> ChannelQuestion:
+def ask_channel(discrepancy_id: int, staff_id: int, note: str, moment: datetime) -> ChannelQuestion:
     """Record that staff asked the channel about an open discrepancy; the caller
-    commits, then enqueues the question. The discrepancy stays open until resolved."""
+    commits, then enqueues the question. The discrepancy stays open until resolved;
+    the answer lands on it (`record_check_outcome`), if the job runs at all."""
     _staff(staff_id)
     note = _clean_note(note)
     row = _open_discrepancy(discrepancy_id)
@@ -284,4 +316,28 @@ def ask_channel(discrepancy_id: int, staff_id: int, note: str) -> ChannelQuestio
                               "while ours is not; resolve this one with a note.")
     record(staff_id, "reconciliation.ask_channel", "discrepancy", row.id, note, _snapshot(row),
            {"attempt_id": question.attempt_id, "refund_id": question.refund_id})
+    row.asked_at = moment
+    db.session.flush()
     return question
+
+
+def record_check_outcome(attempt_id: int, outcome: str, moment: datetime) -> int:
+    """Write what asking the channel about an attempt came to on the open payment
+    discrepancies of that attempt, where staff look. Returns how many."""
+    return db.session.execute(
+        update(Discrepancy)
+        .where(Discrepancy.attempt_id == attempt_id, Discrepancy.subject == PAYMENT, Discrepancy.status == "open")
+        .values(last_check_outcome=outcome[:255], last_checked_at=moment)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+
+
+def unknown_refund_of(channel: str, out_trade_no: str) -> int | None:
+    """A discrepancy (any status) saying the channel's bill has a refund of this trade
+    we have no record of, e.g. one made in the merchant portal: its id, or None."""
+    return db.session.scalar(
+        select(func.min(Discrepancy.id)).where(
+            Discrepancy.channel == channel, Discrepancy.out_trade_no == out_trade_no,
+            Discrepancy.subject == REFUND, Discrepancy.kind == DiscrepancyKind.MISSING_OURS.value,
+        )
+    )

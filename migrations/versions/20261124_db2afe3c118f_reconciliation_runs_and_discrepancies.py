@@ -1,7 +1,8 @@
 """reconciliation runs and discrepancies
 
 Daily reconciliation against the channels' bills: one run per channel and Beijing day,
-and the discrepancies staff resolve. Two new tables; nothing existing changes.
+and the discrepancies staff resolve. Two new tables, and indexes on when attempts and
+refunds succeeded (a run reads a day's window of each).
 
 Revision ID: db2afe3c118f
 Revises: 0cc5f68cd03b
@@ -20,6 +21,12 @@ depends_on = None
 
 
 def upgrade():
+    # Reconciliation reads the attempts and refunds completed in a day's window.
+    with op.batch_alter_table('payment_attempts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_payment_attempts_succeeded_at'), ['succeeded_at'], unique=False)
+    with op.batch_alter_table('refunds', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_refunds_succeeded_at'), ['succeeded_at'], unique=False)
+
     op.create_table('reconciliation_runs',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('channel', sa.String(length=10), nullable=False),
@@ -69,6 +76,9 @@ def upgrade():
     sa.Column('note', sa.Text(), nullable=True),
     sa.Column('resolved_by', sa.Integer(), nullable=True),
     sa.Column('resolved_at', sa.DateTime(), nullable=True),
+    sa.Column('asked_at', sa.DateTime(), nullable=True),
+    sa.Column('last_check_outcome', sa.String(length=255), nullable=True),
+    sa.Column('last_checked_at', sa.DateTime(), nullable=True),
     sa.CheckConstraint("channel IN ('alipay', 'wechat')", name=op.f('ck_discrepancies_channel')),
     sa.CheckConstraint("kind IN ('missing_ours', 'missing_theirs', 'amount_mismatch', 'status_mismatch', 'fee_mismatch')", name=op.f('ck_discrepancies_kind')),
     sa.CheckConstraint("resolution IS NULL OR resolution IN ('corrected', 'channel', 'accepted')", name=op.f('ck_discrepancies_resolution')),
@@ -104,3 +114,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_reconciliation_runs_status'))
 
     op.drop_table('reconciliation_runs')
+    with op.batch_alter_table('refunds', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_refunds_succeeded_at'))
+    with op.batch_alter_table('payment_attempts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_payment_attempts_succeeded_at'))
