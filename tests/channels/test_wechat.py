@@ -70,13 +70,12 @@ def platform() -> FakePlatform:
     return FakePlatform()
 
 
-@pytest.fixture
-def channel(platform: FakePlatform) -> WechatChannel:
-    session = requests.Session()
-    session.mount(BASE, platform)
+def wechat_channel(session: requests.Session, mch_id: str = EMULATOR_WECHAT_MCH_ID,
+                   app_id: str = EMULATOR_WECHAT_APP_ID) -> WechatChannel:
+    """The adapter with the committed test keys, talking through ``session`` at NOW."""
     settings = WechatSettings(
-        mch_id=EMULATOR_WECHAT_MCH_ID,
-        app_id=EMULATOR_WECHAT_APP_ID,
+        mch_id=mch_id,
+        app_id=app_id,
         merchant_private_key_pem=(KEYS / "wechat_mch_private.pem").read_text(),
         merchant_cert_serial=EMULATOR_WECHAT_CERT_SERIAL,
         apiv3_key=wechat_oracle.APIV3_KEY,
@@ -85,6 +84,13 @@ def channel(platform: FakePlatform) -> WechatChannel:
         api_base_url=BASE,
     )
     return WechatChannel(settings, session, clock=lambda: NOW)
+
+
+@pytest.fixture
+def channel(platform: FakePlatform) -> WechatChannel:
+    session = requests.Session()
+    session.mount(BASE, platform)
+    return wechat_channel(session)
 
 
 def charge() -> ChargeRequest:

@@ -19,7 +19,6 @@ from app.config import (
     EMULATOR_WECHAT_APP_ID,
     EMULATOR_WECHAT_CERT_SERIAL,
     EMULATOR_WECHAT_MCH_ID,
-    EMULATOR_WECHAT_PUBLIC_KEY_ID,
 )
 from app.payments.channels import bill_files
 from app.payments.channels.base import (
@@ -31,10 +30,8 @@ from app.payments.channels.base import (
     UnknownResult,
 )
 from app.payments.channels.bill_files import MalformedBill
-from app.payments.channels.wechat import WechatChannel, WechatSettings
-from tests import wechat_oracle
-from tests.channels.test_wechat import BASE, KEYS, FakePlatform
-from tests.channels.test_wechat import NOW as WECHAT_NOW
+from app.payments.channels.wechat import WechatChannel
+from tests.channels.test_wechat import BASE, KEYS, FakePlatform, wechat_channel
 
 BEIJING = timezone(timedelta(hours=8))
 
@@ -114,17 +111,7 @@ def wechat(bills: BillPlatform) -> WechatChannel:
     session = requests.Session()
     session.mount(BASE, bills)
     session.mount("https://elsewhere.test", bills)
-    settings = WechatSettings(
-        mch_id=MCH,
-        app_id=APP,
-        merchant_private_key_pem=(KEYS / "wechat_mch_private.pem").read_text(),
-        merchant_cert_serial=EMULATOR_WECHAT_CERT_SERIAL,
-        apiv3_key=wechat_oracle.APIV3_KEY,
-        platform_public_key_pem=(KEYS / "wechat_platform_public.pem").read_text(),
-        platform_public_key_id=EMULATOR_WECHAT_PUBLIC_KEY_ID,
-        api_base_url=BASE,
-    )
-    return WechatChannel(settings, session, clock=lambda: WECHAT_NOW)
+    return wechat_channel(session, MCH, APP)
 
 
 def test_a_wechat_bill_reads_into_lines_with_their_states(wechat, bills, monkeypatch):

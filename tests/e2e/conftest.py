@@ -222,7 +222,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa
     site: LiveSite | None = getattr(item, "live_site", None)
     if site is None or not report.failed:
         return
-    for live in site.processes:
-        for label, path in (("stdout", live.stdout_path), ("stderr", live.stderr_path)):
-            if path.exists():
-                report.sections.append((f"{live.name} {label}", path.read_text(errors="replace")))
+    report.sections.extend(log_sections(site.processes))
+
+
+def log_sections(processes: list[LiveProcess]) -> list[tuple[str, str]]:
+    """Each process's output, as report sections of a failed test."""
+    return [
+        (f"{live.name} {label}", path.read_text(errors="replace"))
+        for live in processes
+        for label, path in (("stdout", live.stdout_path), ("stderr", live.stderr_path))
+        if path.exists()
+    ]

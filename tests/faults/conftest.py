@@ -7,6 +7,7 @@ from typing import Iterator
 
 import pytest
 
+from tests.e2e.conftest import log_sections
 from tests.faults.servers import PostgresServer, RedisServer, free_port
 from tests.faults.stack import FaultStack
 
@@ -51,8 +52,5 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa
     stack = getattr(item, "funcargs", {}).get("fault_stack")
     if not isinstance(stack, FaultStack) or not report.failed:
         return
-    for live in stack.site.processes:
-        for label, path in (("stdout", live.stdout_path), ("stderr", live.stderr_path)):
-            if path.exists():
-                report.sections.append((f"{live.name} {label}", path.read_text(errors="replace")))
+    report.sections.extend(log_sections(stack.site.processes))
     report.sections.append(("postgres log", stack.postgres.log()))
