@@ -1,9 +1,16 @@
-"""Small steps the tests share: a learner, a course, a coupon, paying at the emulator."""
+"""Small steps the tests share: a learner, a course, a coupon, logging in (a staff
+member through the real second-factor pages), paying at the emulator."""
 from __future__ import annotations
 
+import html
 import re
+import time
+from dataclasses import dataclass, field
+from datetime import timezone
 from typing import Any
+from urllib.parse import urlsplit
 
+import pyotp
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -52,8 +59,83 @@ def make_learner(email: str = "ann@example.com", password: str = "correct-horse"
 
 
 def login(client: FlaskClient, email: str = "ann@example.com", password: str = "correct-horse") -> None:
+    """Log in; a staff member then passes the second factor as a person would (setting
+    it up on the first login)."""
     response = client.post("/login", data={"email": email, "password": password})
     assert response.status_code == 302, response.text
+    if urlsplit(response.headers["Location"]).path in (SETUP_PATH, VERIFY_PATH):
+        pass_second_factor(client, email, response.headers["Location"])
+
+
+SETUP_PATH = "/second-factor/setup"
+VERIFY_PATH = "/second-factor"
+
+
+@dataclass
+class Authenticator:
+    """What a staff member keeps after setting up the second factor: the app's secret
+    and the recovery codes on paper."""
+
+    secret: str
+    recovery_codes: list[str] = field(default_factory=list)
+    last_step: int = -1
+
+    def next_code(self, moment: float) -> str | None:
+        """The app's code now, or the next step's (within the window) when the current
+        one was used already; None when both were."""
+        totp = pyotp.TOTP(self.secret)
+        step = totp.timecode(moment)
+        for candidate in (step, step + 1):
+            if candidate > self.last_step:
+                self.last_step = candidate
+                return totp.at(moment, counter_offset=candidate - step)
+        return None
+
+
+def authenticators(app: Flask) -> dict[str, Authenticator]:
+    """The staff members' authenticators by e-mail, for this app."""
+    return app.extensions.setdefault("test.authenticators", {})
+
+
+def app_time(app: Flask) -> float:
+    """The time the app's clock shows, as a Unix timestamp."""
+    clock = app.config.get("CLOCK")
+    return clock().replace(tzinfo=timezone.utc).timestamp() if clock is not None else time.time()
+
+
+def page_field(page: str, name: str) -> str:
+    match = re.search(rf'name="{name}"[^>]*value="([^"]*)"', page) or re.search(
+        rf'value="([^"]*)"[^>]*name="{name}"', page)
+    return html.unescape(match.group(1)) if match else ""
+
+
+def element_text(page: str, element_id: str) -> str:
+    match = re.search(rf'id="{element_id}"[^>]*>(.*?)</', page, re.S)
+    assert match, f"no #{element_id}"
+    return html.unescape(match.group(1)).strip()
+
+
+def pass_second_factor(client: FlaskClient, email: str, location: str) -> None:
+    """Follow the login's redirect to the second factor: on the first login, scan the
+    set-up page's secret into an authenticator (pyotp), confirm a code and keep the
+    recovery codes; later, enter the current code (a recovery code once both codes of
+    the window were used, as the frozen test clock allows two per step)."""
+    app = client.application
+    page = client.get(location)
+    assert page.status_code == 200, page.text
+    path = urlsplit(location).path
+    form = {"next": page_field(page.text, "next"), "csrf_token": page_field(page.text, "csrf_token")}
+    if path == SETUP_PATH:
+        keeper = Authenticator(element_text(page.text, "totp-secret").replace(" ", ""))
+        authenticators(app)[email] = keeper
+        done = client.post(SETUP_PATH, data={**form, "code": keeper.next_code(app_time(app))})
+        assert done.status_code == 200 and 'id="recovery-codes"' in done.text, done.text
+        keeper.recovery_codes = element_text(done.text, "recovery-codes").split()
+        return
+    keeper = authenticators(app)[email]
+    code = keeper.next_code(app_time(app)) or keeper.recovery_codes.pop()
+    done = client.post(VERIFY_PATH, data={**form, "code": code})
+    assert done.status_code == 302, done.text
 
 
 def checkout(

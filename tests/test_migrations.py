@@ -123,35 +123,65 @@ def test_the_earnings_migration_keeps_rates_and_shares_both_ways(
 RECONCILIATION_TABLES = {"reconciliation_runs", "discrepancies"}
 # A run reads the attempts and refunds completed in a day's window.
 RECONCILIATION_INDEXES = {"ix_payment_attempts_succeeded_at", "ix_refunds_succeeded_at"}
+SECOND_FACTOR_TABLES = {"recovery_codes"}
+SECOND_FACTOR_COLUMNS = {"totp_key_id", "totp_ciphertext", "totp_last_step", "mfa_enrolled_at",
+                         "mfa_failures", "mfa_locked_until", "session_version"}
+A_STAFF_MEMBER = (
+    "INSERT INTO users (id, email, display_name, password_hash, role, is_active_account, created_at) "
+    "VALUES (7, 's@example.com', 'S', 'x', 'support', true, '2026-11-01 00:00:00')"
+)
 
 
-def test_the_latest_migration_downgrades_and_upgrades_again(
+def test_the_latest_migrations_downgrade_and_upgrade_again(
     keys_dir: Path, tmp_path: Path, empty_database_url: str
 ) -> None:
-    """The latest revision (reconciliation) drops only its own tables and indexes and
-    adds them back; the earnings schema beneath it is untouched both ways."""
+    """The latest revision (the staff second factor) drops only its own table and user
+    columns, keeping the users, and adds them back (a user from before gets session
+    version 1 and no second factor); the one beneath it (reconciliation) drops only its
+    own tables and indexes; the earnings schema beneath both is untouched both ways."""
     app = create_app(base_config(empty_database_url, keys_dir, tmp_path))
     runner = app.test_cli_runner()
 
-    def schema() -> tuple[set[str], set[str], set[str]]:
+    def schema() -> tuple[set[str], set[str], set[str], set[str]]:
         with app.app_context():
             inspector = sa.inspect(db.engine)
             tables = set(inspector.get_table_names())
             columns = {column["name"] for column in inspector.get_columns("payment_attempts")}
+            user_columns = {column["name"] for column in inspector.get_columns("users")}
             indexes = {str(index["name"]) for table in ("payment_attempts", "refunds")
                        for index in inspector.get_indexes(table)}
             db.engine.dispose()
-        return tables, columns, indexes
+        return tables, columns, indexes, user_columns
+
+    def run_sql(statement: str) -> list[tuple]:
+        with app.app_context():
+            with db.engine.begin() as connection:
+                result = connection.exec_driver_sql(statement)
+                rows = [tuple(row) for row in result] if result.returns_rows else []
+            db.engine.dispose()
+        return rows
 
     seen = []
-    for args in (["db", "upgrade"], ["db", "downgrade"], ["db", "upgrade"]):
+    for args in (["db", "upgrade"], ["db", "downgrade"], ["db", "downgrade"], ["db", "upgrade"]):
         result = runner.invoke(args=args)
         assert result.exit_code == 0, (args, result.output)
         seen.append(schema())
-    (upgraded, _, upgraded_indexes), (downgraded, _, downgraded_indexes), (tables, columns, indexes) = seen
-    assert RECONCILIATION_TABLES <= upgraded and RECONCILIATION_TABLES <= tables
-    assert downgraded == upgraded - RECONCILIATION_TABLES
-    assert RECONCILIATION_INDEXES <= upgraded_indexes and RECONCILIATION_INDEXES <= indexes
-    assert downgraded_indexes == upgraded_indexes - RECONCILIATION_INDEXES
+        if len(seen) == 1:
+            run_sql(A_STAFF_MEMBER)
+    upgraded, without_factor, without_reconciliation, again = seen
+
+    assert SECOND_FACTOR_TABLES <= upgraded[0] and SECOND_FACTOR_COLUMNS <= upgraded[3]
+    assert without_factor[0] == upgraded[0] - SECOND_FACTOR_TABLES
+    assert without_factor[3] == upgraded[3] - SECOND_FACTOR_COLUMNS
+    assert without_factor[2] == upgraded[2]
+
+    assert RECONCILIATION_TABLES <= upgraded[0] and RECONCILIATION_INDEXES <= upgraded[2]
+    assert without_reconciliation[0] == without_factor[0] - RECONCILIATION_TABLES
+    assert without_reconciliation[2] == upgraded[2] - RECONCILIATION_INDEXES
+
+    tables, columns, indexes, user_columns = again
+    assert (tables, indexes, user_columns) == (upgraded[0], upgraded[2], upgraded[3])
     assert {"commission_rules", "order_line_shares", "payouts", "statements"} <= tables
     assert "fee_fen" in columns
+    assert run_sql("SELECT email, session_version, mfa_failures, totp_ciphertext, mfa_enrolled_at "
+                   "FROM users WHERE id = 7") == [("s@example.com", 1, 0, None, None)]

@@ -26,3 +26,10 @@ class LoginForm(FlaskForm):
 
 class TokenForm(FlaskForm):
     name = StringField("Token name", validators=[DataRequired(), Length(max=80)])
+
+
+class SecondFactorForm(FlaskForm):
+    """A code from the authenticator app or, on the verify page, a recovery code."""
+
+    code = StringField("Code", validators=[DataRequired("Enter a code."), Length(max=64)])
+    next = HiddenField()

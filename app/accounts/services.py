@@ -5,7 +5,7 @@ import functools
 import hashlib
 import secrets
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.accounts.models import ROLES, ApiToken, User
@@ -23,10 +23,31 @@ class AccountError(Exception):
         self.message = message
 
 
-def load_user(user_id: str) -> User | None:
-    if not user_id.isdigit():
+def load_user(session_id: str) -> User | None:
+    """Flask-Login's loader, given what `User.get_id` put in the session ("id:version").
+
+    A session of an older version (the user logged out since, or an admin reset their
+    second factor) loads nobody, so a copied cookie stops working.
+    """
+    user_id, _, version = session_id.partition(":")
+    if not all(part.isascii() and part.isdigit() and len(part) <= 10 for part in (user_id, version)):
         return None
-    return db.session.get(User, int(user_id))
+    user = db.session.get(User, int(user_id))
+    if user is None or user.session_version != int(version):
+        return None
+    return user
+
+
+def get_user(user_id: int) -> User | None:
+    return db.session.get(User, user_id)
+
+
+def end_sessions(user_id: int) -> None:
+    """Every session of this user, on every browser, stops loading them."""
+    db.session.execute(
+        update(User).where(User.id == user_id).values(session_version=User.session_version + 1)
+    )
+    db.session.flush()
 
 
 def normalize_email(email: str) -> str:
@@ -113,7 +134,6 @@ def active_tokens(user_id: int) -> list[ApiToken]:
 
 def user_count() -> int:
     return db.session.scalar(select(func.count(User.id))) or 0
-
 
 
 @functools.cache

@@ -1,26 +1,58 @@
+"""Registration, login (with the staff second factor), logout and the account page."""
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from app.accounts import services
-from app.accounts.forms import EmptyForm, LoginForm, RegisterForm, TokenForm
+from app.accounts import mfa, services, signin
+from app.accounts.forms import EmptyForm, LoginForm, RegisterForm, SecondFactorForm, TokenForm
+from app.accounts.models import User
+from app.checkout.qr import qr_svg
 from app.extensions import db
 
 bp = Blueprint("accounts", __name__)
 
+# What a password-only staff session may still reach: the second-factor pages, logging
+# in and out, and the parts of the app that never serve the signed-in user (the token
+# API, channel callbacks, the emulator standing in for the channels, the health check).
+OPEN_ENDPOINTS = frozenset({"accounts.enrol_second_factor", "accounts.verify_second_factor",
+                            "accounts.login", "accounts.logout", "static"})
+OPEN_BLUEPRINTS = frozenset({"api", "payments", "gateway", "health"})
 
-def safe_next(target: str | None) -> str:
-    """Only a local path may follow a login; anything else goes to the catalog."""
+
+def safe_next(target: str | None, default: str | None = None) -> str:
+    r"""Only a local path may follow a login; anything else goes to ``default`` (the catalog).
+
+    Refused: another host (``//evil``, ``https://evil``), a scheme (``javascript:``), a
+    backslash (browsers read ``/\evil`` as ``//evil``), and spaces and control characters
+    (browsers drop a tab or newline inside a URL, so ``/<tab>/evil`` is ``//evil`` too).
+    """
     if target:
         parts = urlsplit(target)
         is_local_path = not parts.scheme and not parts.netloc and target.startswith("/")
-        if is_local_path and not target.startswith("//") and "\\" not in target:
+        plain = all(" " < ch != "\x7f" for ch in target) and "\\" not in target
+        if is_local_path and plain and not target.startswith("//"):
             return target
-    return url_for("catalog.index")
+    return default or url_for("catalog.index")
+
+
+def landing(user: User) -> str:
+    """Where a login without a ``next`` ends: the back office for staff."""
+    return url_for("admin.index") if user.is_staff else url_for("catalog.index")
+
+
+@bp.before_app_request
+def hold_staff_until_second_factor() -> Response | None:
+    """A password-only staff session reaches the second-factor pages and nothing else:
+    a staff password alone opens neither the back office nor the learner pages, nor
+    the account page where API tokens are made."""
+    if (request.endpoint is None or request.endpoint in OPEN_ENDPOINTS
+            or request.blueprint in OPEN_BLUEPRINTS or not signin.needs_second_factor()):
+        return None
+    return redirect(signin.second_factor_url(request.full_path if request.query_string else request.path))
 
 
 @bp.route("/register", methods=["GET", "POST"])
@@ -37,7 +69,7 @@ def register() -> str | Response:
             form.email.errors.append(error.message)
         else:
             db.session.commit()
-            login_user(services.load_user(str(user_id)))
+            signin.begin(services.get_user(user_id))
             flash("Welcome! Your account is ready.", "success")
             return redirect(url_for("catalog.index"))
     return render_template("accounts/register.html", form=form)
@@ -53,17 +85,97 @@ def login() -> str | Response:
         if user is None:
             form.password.errors.append("Wrong e-mail or password.")
         else:
-            login_user(user)
-            return redirect(safe_next(form.next.data))
+            signin.begin(user)
+            target = safe_next(form.next.data, landing(user))
+            if user.is_staff:
+                return redirect(signin.second_factor_url(target))
+            return redirect(target)
     return render_template("accounts/login.html", form=form)
 
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> Response:
     if EmptyForm().validate_on_submit():
-        logout_user()
+        signin.end()
+        db.session.commit()
         flash("You are logged out.", "info")
     return redirect(url_for("catalog.index"))
+
+
+def _staff_only() -> None:
+    """Learners and instructors never have a second factor: these pages are not theirs."""
+    if not mfa.may_enrol(current_user):
+        abort(403)
+
+
+def _no_store(page: str) -> Response:
+    """A page with a secret on it: no cache keeps a copy."""
+    response = make_response(page)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/second-factor/setup", methods=["GET", "POST"])
+@login_required
+def enrol_second_factor() -> Response:
+    _staff_only()
+    form = SecondFactorForm()
+    if request.method == "GET":
+        form.next.data = request.args.get("next", "")
+    target = safe_next(form.next.data, landing(current_user))
+    if current_user.mfa_enrolled:
+        return redirect(signin.second_factor_url(target))
+    if form.validate_on_submit():
+        try:
+            codes = mfa.confirm_enrolment(current_user.id, form.code.data)
+        except services.AccountError as error:
+            db.session.rollback()
+            form.code.errors.append(error.message)
+        else:
+            db.session.commit()
+            signin.mark_second_factor()
+            return _no_store(render_template("accounts/recovery_codes.html", codes=codes, next_url=target))
+    try:
+        secret = mfa.offered_secret(current_user.id)
+    except services.AccountError as error:
+        db.session.rollback()
+        flash(error.message, "error")
+        return _no_store(render_template("accounts/second_factor_setup.html", form=form, secret=None, qr=None))
+    db.session.commit()
+    return _no_store(render_template(
+        "accounts/second_factor_setup.html", form=form, qr=qr_svg(mfa.provisioning_uri(current_user, secret)),
+        secret=" ".join(secret[i:i + 4] for i in range(0, len(secret), 4)),
+    ))
+
+
+@bp.route("/second-factor", methods=["GET", "POST"])
+@login_required
+def verify_second_factor() -> str | Response:
+    _staff_only()
+    form = SecondFactorForm()
+    if request.method == "GET":
+        form.next.data = request.args.get("next", "")
+    target = safe_next(form.next.data, landing(current_user))
+    if not current_user.mfa_enrolled:
+        return redirect(signin.second_factor_url(target))
+    if request.method == "GET" and signin.second_factor_verified():
+        return redirect(target)
+    if form.validate_on_submit():
+        try:
+            check = mfa.verify_second_factor(current_user.id, form.code.data)
+        except services.AccountError as error:
+            db.session.rollback()
+            form.code.errors.append(error.message)
+        else:
+            db.session.commit()  # the last step, a used recovery code or a failure count
+            if check.accepted:
+                signin.mark_second_factor()
+                if check.method == "recovery":
+                    flash(f"You signed in with a recovery code; {check.recovery_codes_left} left. "
+                          "If your phone is lost, ask an admin to reset your second factor.", "info")
+                return redirect(target)
+            form.code.errors.append(check.message)
+    return render_template("accounts/second_factor_verify.html", form=form)
 
 
 @bp.route("/account")
@@ -75,6 +187,7 @@ def account() -> str:
         token_form=TokenForm(),
         revoke_form=EmptyForm(),
         new_token=None,
+        recovery_codes_left=mfa.recovery_codes_left(current_user.id),
     )
 
 
@@ -93,6 +206,7 @@ def create_token() -> str | Response:
         token_form=TokenForm(formdata=None),
         revoke_form=EmptyForm(),
         new_token=token,
+        recovery_codes_left=mfa.recovery_codes_left(current_user.id),
     )
 
 

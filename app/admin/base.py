@@ -1,8 +1,9 @@
 """Base classes of every back-office view: deny by default.
 
-A view is open to the roles `PERMISSIONS` lists under its endpoint; each route that
-changes something names an action, checked against `ACTIONS` before the route runs.
-The anonymous are sent to log in; anyone else who may not gets 403.
+A view is open to the roles `PERMISSIONS` lists under its endpoint, and only once the
+second factor was checked on the session; each route that changes something names an
+action, checked against `ACTIONS` before the route runs. The anonymous are sent to log
+in, staff without the second factor to pass it; anyone else who may not gets 403.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from flask_admin.contrib.sqla import ModelView
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from app.accounts.signin import needs_second_factor, second_factor_url, second_factor_verified
 from app.admin.permissions import may, may_view
 
 # Flask-Admin's own model routes and the action each one takes.
@@ -38,12 +40,14 @@ class StaffAccess:
     route_actions: ClassVar[dict[str, str]] = {}
 
     def is_accessible(self) -> bool:
-        return may_view(current_role(), self.endpoint)
+        return may_view(current_role(), self.endpoint) and second_factor_verified()
 
     def inaccessible_callback(self, name: str, **kwargs: Any) -> Response:
+        target = request.full_path if request.query_string else request.path
         if not current_user.is_authenticated:
-            target = request.full_path if request.query_string else request.path
             return redirect(url_for("accounts.login", next=target))
+        if needs_second_factor():
+            return redirect(second_factor_url(target))
         abort(403)
 
     def may(self, action: str) -> bool:

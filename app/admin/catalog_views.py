@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from flask import flash, request
+from flask import abort, flash, redirect, request, url_for
+from flask_admin import expose
 from flask_login import current_user
+from werkzeug.wrappers import Response
 
+from app.accounts.mfa import recovery_codes_left, reset_second_factor
+from app.accounts.models import User
 from app.accounts.services import AccountError, change_role
-from app.admin.base import StaffModelView
+from app.admin.base import CustomDetailsMixin, StaffModelView
 from app.admin.formatting import formatters
-from app.admin.forms import CouponForm, CourseForm, FormValueError, InstructorForm, RoleForm
+from app.admin.forms import CouponForm, CourseForm, FormValueError, InstructorForm, ReasonForm, RoleForm
 from app.admin.services import EditError, update_course, update_instructor
 from app.cart.services import CartError, save_coupon
 from app.extensions import db
@@ -99,14 +103,16 @@ class InstructorView(ServiceEditView):
         return row_id
 
 
-class UserView(ServiceEditView):
-    """Users and their roles (admins only). Editing means changing the role."""
+class UserView(CustomDetailsMixin, ServiceEditView):
+    """Users and their roles (admins only). Editing means changing the role; a staff
+    member's second factor can be reset from the user's page."""
 
+    route_actions = {**ServiceEditView.route_actions, "reset_second_factor": "reset_mfa"}
     allow_edit = True
     form = RoleForm
-    column_list = ("id", "email", "display_name", "role", "is_active_account", "created_at")
-    column_details_list = ("id", "email", "display_name", "role", "is_active_account", "created_at")
-    column_formatters = formatters(times=("created_at",))
+    column_list = ("id", "email", "display_name", "role", "is_active_account", "mfa_enrolled_at", "created_at")
+    column_labels = {"mfa_enrolled_at": "Second factor since"}
+    column_formatters = formatters(times=("created_at", "mfa_enrolled_at"))
     column_searchable_list = ("email", "display_name")
     column_filters = ("role", "is_active_account")
 
@@ -114,3 +120,31 @@ class UserView(ServiceEditView):
         assert row_id is not None
         change_role(row_id, form.role.data, current_user.id, form.reason.data)
         return row_id
+
+    @expose("/<int:row_id>/")
+    def detail(self, row_id: int) -> str:
+        user = db.session.get(User, row_id)
+        if user is None:
+            abort(404)
+        may_reset = self.may("reset_mfa") and user.id != current_user.id and (
+            user.totp_ciphertext is not None or recovery_codes_left(user.id) > 0)
+        return self.render("admin/user_detail.html", user=user, may_reset=may_reset,
+                           recovery_codes_left=recovery_codes_left(user.id), may_edit=self.can_edit)
+
+    @expose("/<int:row_id>/reset-second-factor", methods=("POST",))
+    def reset_second_factor(self, row_id: int) -> Response:
+        form = ReasonForm()
+        back = redirect(url_for(".detail", row_id=row_id))
+        if not form.validate_on_submit():
+            flash("Please give a reason for the reset.", "error")
+            return back
+        try:
+            reset_second_factor(row_id, current_user.id, form.reason.data)
+        except AccountError as error:
+            db.session.rollback()
+            flash(error.message, "error")
+            return back
+        db.session.commit()
+        flash("The second factor is reset and their sessions have ended; they set it up again "
+              "at their next login.", "success")
+        return back

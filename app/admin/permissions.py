@@ -53,6 +53,7 @@ ACTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("course", "edit"): ADMIN_ONLY,
     ("instructor", "edit"): FINANCE_AND_ADMIN,
     ("user", "edit"): ADMIN_ONLY,  # the role change form
+    ("user", "reset_mfa"): ADMIN_ONLY,  # a staff member's second factor (not one's own)
     ("failed_jobs", "requeue"): ADMIN_ONLY,
     # Instructor earnings: every change here moves or decides money. The earnings
     # services check the payout and adjustment roles again.

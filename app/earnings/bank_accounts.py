@@ -1,27 +1,20 @@
 """Instructor bank accounts, sealed with AES-256-GCM under ``FIELD_ENCRYPTION_KEY``.
 
 The number is only ever opened for the payout export; everywhere else it shows masked.
-Without a configured key (development only: production refuses to start), a key is
-generated once into ``KEYS_DIR`` so sealed values survive restarts.
+The keyring is the app's (`app.fieldkeys`): staff second-factor secrets share it.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-from flask import current_app
 from sqlalchemy import select
 
 from app.audit.services import record
 from app.earnings.models import BankAccount, Payout
 from app.errors import ServiceError
 from app.extensions import db
-from app.fieldcrypto import (
-    Keyring, SealedField, generate_key_entry, normalize_account_number, parse_keyring,
-)
+from app.fieldcrypto import SealedField, normalize_account_number
+from app.fieldkeys import field_keyring
 from app.timeutil import now
 
-DEV_KEY_FILE = "field_encryption.key"
 MAX_NAME = 80
 # A cell starting with one of these is a formula to a spreadsheet: names go into the
 # bank file as typed (the bank's importer reads them raw), so such names are refused.
@@ -30,28 +23,6 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 class BankAccountError(ServiceError):
     """Bank account details that cannot be stored."""
-
-
-def field_keyring() -> Keyring:
-    cached = current_app.extensions.get("cashier.field_keyring")
-    if cached is None:
-        text = current_app.config.get("FIELD_ENCRYPTION_KEY") or _dev_key_text()
-        cached = current_app.extensions["cashier.field_keyring"] = parse_keyring(text)
-    return cached
-
-
-def _dev_key_text() -> str:
-    path = Path(current_app.config["KEYS_DIR"]) / DEV_KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process wrote it first; read theirs
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(generate_key_entry("dev1"))
-    return path.read_text().strip()
 
 
 def context_for(instructor_id: int) -> str:

@@ -4,10 +4,12 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
-from app.earnings.bank_accounts import field_keyring, rotate_bank_accounts
+from app.accounts.mfa import rotate_totp_secrets
+from app.earnings.bank_accounts import rotate_bank_accounts
 from app.earnings.statements import close_statement, due_periods, instructors_due
 from app.extensions import db
 from app.fieldcrypto import FieldKeyError, generate_key_entry
+from app.fieldkeys import field_keyring
 
 earnings_cli = AppGroup("earnings", help="Field encryption keys and statements.")
 
@@ -24,10 +26,14 @@ def new_key_command(key_id: str) -> None:
 
 @earnings_cli.command("rotate-keys")
 def rotate_keys_command() -> None:
-    """Re-seal every bank account number under the current (first) key."""
+    """Re-seal every field under the current (first) key: bank account numbers and staff
+    second-factor secrets."""
     changed = rotate_bank_accounts()
+    secrets = rotate_totp_secrets()
     db.session.commit()
-    click.echo(f"{changed} account number(s) re-sealed under key {field_keyring().current_key_id}")
+    key_id = field_keyring().current_key_id
+    click.echo(f"{changed} account number(s) re-sealed under key {key_id}")
+    click.echo(f"{secrets} second-factor secret(s) re-sealed under key {key_id}")
 
 
 @earnings_cli.command("close-statements")
