@@ -34,6 +34,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_cli(app)
     register_errors(app)
     register_templates(app)
+    register_security_headers(app)
     if app.config["BACKGROUND_TICKER"]:
         from app.jobs.periodic import start_background_ticker
 
@@ -97,7 +98,9 @@ def register_blueprints(app: Flask) -> None:
 
 def register_admin(app: Flask) -> None:
     from app.admin import init_admin
+    from app.admin.csp_templates import expose_flask_admin_templates
 
+    expose_flask_admin_templates(app)
     # A fresh Admin per app: see app/admin/__init__.py for why there is no singleton.
     app.extensions["cashier.admin"] = init_admin(app)
 
@@ -122,6 +125,12 @@ def register_errors(app: Flask) -> None:
     from app.errors import register_error_handlers
 
     register_error_handlers(app)
+
+
+def register_security_headers(app: Flask) -> None:
+    from app.security.headers import init_security_headers
+
+    init_security_headers(app)
 
 
 def register_templates(app: Flask) -> None:

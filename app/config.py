@@ -6,6 +6,7 @@ Production (``APP_ENV=production``) fails fast on anything that would be unsafe.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any, Mapping
 from dotenv import load_dotenv
 
 from app.fieldcrypto import FieldKeyError, parse_keyring
+from app.payments.keys import KEY_FILE_VARIABLES, key_file_problem
 
 DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:5000"
 
@@ -57,6 +59,20 @@ _NEEDED_WITHOUT_EMULATOR = {
         "WECHAT_API_BASE_URL",
     ),
 }
+
+
+MIN_SECRET_KEY_LENGTH = 32
+# Secret keys this repository itself uses (tests, end-to-end runs): public, so never safe.
+KNOWN_SECRET_KEYS = frozenset({
+    "test-secret-key-that-is-long-enough-000",
+    "e2e-secret-key-that-is-long-enough-0000",
+})
+# A word that marks a placeholder, standing alone between separators. A random key
+# has no separators (hex) or too few for such a word to occur by chance (base64url).
+_PLACEHOLDER_WORD = re.compile(
+    r"(?:^|[^a-z0-9])(change[-_ ]?me|changeme|default|dev|development|example|insecure|"
+    r"placeholder|replace[-_ ]?me|secret|test|testing|e2e|xxx+)(?=$|[^a-z0-9])"
+)
 
 
 class ConfigError(RuntimeError):
@@ -208,21 +224,9 @@ def finalize_config(config: dict[str, Any]) -> None:
     """
     production = config["APP_ENV"] == "production"
     if production:
-        problems = []
-        if not config.get("SECRET_KEY") or len(config["SECRET_KEY"]) < 32:
-            problems.append("SECRET_KEY must be set to at least 32 random characters")
-        if config.get("PAYMENT_GATEWAY_EMULATOR"):
-            problems.append("PAYMENT_GATEWAY_EMULATOR must be 0 in production")
-        if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-            problems.append("DATABASE_URL must point at PostgreSQL in production")
-        if not config.get("FIELD_ENCRYPTION_KEY"):
-            problems.append("FIELD_ENCRYPTION_KEY is required in production (instructor bank accounts)")
-        for channel in config["PAYMENT_CHANNELS"]:
-            for name in CHANNEL_VARIABLES[channel]:
-                if not config.get(name):
-                    problems.append(f"{name} is required in production")
+        problems = production_problems(config)
         if problems:
-            raise ConfigError("; ".join(problems))
+            raise ConfigError("refusing to start in production: " + "; ".join(problems))
     elif not config.get("SECRET_KEY"):
         # A per-process key: sessions do not survive a restart, which is fine in dev.
         config["SECRET_KEY"] = secrets.token_urlsafe(32)
@@ -237,3 +241,45 @@ def finalize_config(config: dict[str, Any]) -> None:
             raise ConfigError(
                 "the gateway emulator is off, so set " + ", ".join(missing)
             )
+
+
+def secret_key_problem(secret: str | None) -> str | None:
+    """Why a SECRET_KEY is not fit for production, or None. Never quotes the key."""
+    if not secret:
+        return "SECRET_KEY is not set"
+    if len(secret) < MIN_SECRET_KEY_LENGTH:
+        return f"SECRET_KEY is shorter than {MIN_SECRET_KEY_LENGTH} characters"
+    if secret in KNOWN_SECRET_KEYS or _PLACEHOLDER_WORD.search(secret.lower()):
+        return "SECRET_KEY is a development or example value"
+    if len(set(secret)) < 8:
+        return "SECRET_KEY is not random (too few different characters)"
+    return None
+
+
+def production_problems(config: Mapping[str, Any]) -> list[str]:
+    """Everything that makes ``config`` unsafe to run in production, each naming the
+    variable to set (all of them, so one failed start shows the whole list)."""
+    problems = []
+    secret_problem = secret_key_problem(config.get("SECRET_KEY"))
+    if secret_problem:
+        problems.append(secret_problem + ": set at least 32 random characters")
+    if config.get("PAYMENT_GATEWAY_EMULATOR"):
+        problems.append("PAYMENT_GATEWAY_EMULATOR must be 0 (the emulator takes payments that are not real)")
+    if not str(config.get("PUBLIC_BASE_URL") or "").startswith("https://"):
+        problems.append("PUBLIC_BASE_URL must be the site's https:// address (callbacks, secure cookies)")
+    if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        problems.append("DATABASE_URL must point at PostgreSQL")
+    if not config.get("FIELD_ENCRYPTION_KEY"):
+        problems.append("FIELD_ENCRYPTION_KEY is required (instructor bank accounts)")
+    for channel in config["PAYMENT_CHANNELS"]:
+        for name in CHANNEL_VARIABLES[channel]:
+            value = config.get(name)
+            if not value:
+                problems.append(f"{name} is required for the {channel} channel")
+            elif name.endswith("_URL") and not str(value).startswith("https://"):
+                problems.append(f"{name} must be an https:// address")
+            elif name in KEY_FILE_VARIABLES:
+                file_problem = key_file_problem(name, str(value))
+                if file_problem:
+                    problems.append(file_problem)
+    return problems

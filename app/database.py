@@ -16,9 +16,13 @@ SQLITE_BUSY_TIMEOUT_MS = 15000
 
 
 def sqlite_engine_options(uri: str) -> dict[str, Any]:
+    """The engine options for ``uri``'s backend. Both hide statement parameters from
+    SQLAlchemy's errors and logs: they hold callback bodies, token and password hashes,
+    sealed bank accounts, and an error's message ends up in the log."""
     if not uri.startswith("sqlite"):
-        return {"pool_pre_ping": True}
-    return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}}
+        return {"pool_pre_ping": True, "hide_parameters": True}
+    return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+            "hide_parameters": True}
 
 
 def configure_sqlite(engine: Engine) -> None:

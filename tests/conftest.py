@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import uuid
@@ -33,6 +34,49 @@ KEY_FILES = {
     "wechat_platform_public.pem": "wechat_platform_public.pem",
     "wechat_apiv3.key": "wechat_apiv3.key",
 }
+
+
+SESSION_LOG = "session.log"
+LOG_HYGIENE_MODULE = "test_zz_log_hygiene.py"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The log scan runs after every other test, whatever the order of collection."""
+    items.sort(key=lambda item: item.path.name == LOG_HYGIENE_MODULE)
+
+
+@pytest.fixture(scope="session")
+def session_log_handler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[logging.Handler]:
+    """Every log record of the test session, down to DEBUG, in one file that
+    tests/test_zz_log_hygiene.py scans for secrets.
+
+    SQLAlchemy's statement log stays off, as in production (its parameters are hidden
+    anyway: app/database.py); everything else logs at DEBUG, so a leak that only a
+    verbose deployment would show is found too."""
+    handler = logging.FileHandler(tmp_path_factory.getbasetemp() / SESSION_LOG, encoding="utf-8")
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root, statements = logging.getLogger(), logging.getLogger("sqlalchemy")
+    levels = (root.level, statements.level)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(levels[0])
+        statements.setLevel(levels[1])
+        handler.close()
+
+
+@pytest.fixture(autouse=True)
+def session_log(session_log_handler: logging.Handler) -> None:
+    """Logging to the session's log, put back before each test: a test may reconfigure
+    logging (Alembic's env.py loads alembic.ini, which replaces the root logger's
+    handlers and level)."""
+    root = logging.getLogger()
+    if session_log_handler not in root.handlers:
+        root.addHandler(session_log_handler)
+    root.setLevel(logging.DEBUG)
+    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
 
 
 @dataclass

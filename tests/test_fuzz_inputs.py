@@ -339,11 +339,18 @@ def plausible_id(text: str) -> bool:
     return 0 < len(text) <= 64 and all(32 < ord(c) < 127 for c in text)
 
 
+def media_type(content_type: str | None) -> str:
+    """The type and subtype of a Content-Type header, without its parameters."""
+    return (content_type or "").split(";")[0].strip().lower()
+
+
 def alipay_expectation(world: NotifyWorld, body: bytes, signed_over: dict[str, str],
                        sign: str | None, content_type: str | None) -> Expected:
     """Alipay's rules for an asynchronous notification (open platform docs, RSA2)."""
     if len(body) > 64 * 1024:
         return refuse("over 64 KiB")
+    if media_type(content_type) != ALIPAY_FORM:
+        return refuse("not labelled as a form")
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True,
                           errors="strict")
@@ -376,8 +383,6 @@ def alipay_expectation(world: NotifyWorld, body: bytes, signed_over: dict[str, s
         expected = loosen(expected, "odd gmt_payment")
     if not (plausible_id(fields["notify_id"]) and plausible_id(fields["trade_no"])):
         expected = loosen(expected, "odd notify_id or trade_no")
-    if content_type is None or not content_type.startswith(ALIPAY_FORM):
-        expected = loosen(expected, "not labelled as a form")
     return expected
 
 
@@ -651,7 +656,9 @@ def build_wechat(world: NotifyWorld, case: WechatCase, now: datetime) -> tuple[b
 
 def wechat_expectation(world: NotifyWorld, body: str, headers: dict[str, str], now: datetime,
                        case: WechatCase) -> Expected:
-    """WeChat Pay API v3's rules for a payment callback (signature, ±5 minutes, AEAD, ids)."""
+    """WeChat Pay API v3's rules for a payment callback (JSON, signature, ±5 minutes, AEAD, ids)."""
+    if media_type(headers.get("Content-Type")) != "application/json":
+        return refuse("not labelled as JSON")
     timestamp, nonce = headers["Wechatpay-Timestamp"], headers["Wechatpay-Nonce"]
     signature = headers.get("Wechatpay-Signature")
     if not (timestamp and nonce and signature):
@@ -707,8 +714,6 @@ def wechat_expectation(world: NotifyWorld, body: str, headers: dict[str, str], n
         expected = loosen(expected, "odd success_time")
     if not (plausible_id(event["id"]) and plausible_id(tx["transaction_id"])):
         expected = loosen(expected, "odd event id or transaction_id")
-    if headers.get("Content-Type", "").split(";")[0] != "application/json":
-        expected = loosen(expected, "not labelled as JSON")
     return expected
 
 

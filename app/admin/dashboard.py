@@ -9,6 +9,7 @@ from redis.exceptions import RedisError
 from app.admin.base import StaffIndexView
 from app.admin.failed_jobs import failed_job_count, uses_redis
 from app.admin.queries import dashboard
+from app.payments.registry import LABELS
 
 log = logging.getLogger(__name__)
 
@@ -24,4 +25,5 @@ class DashboardView(StaffIndexView):
                 # The page must still show the database figures when Redis is down.
                 log.warning("dashboard: Redis unavailable: %s", type(error).__name__)
                 failed_jobs = "Redis unavailable"
-        return self.render("admin/dashboard.html", figures=dashboard(), failed_jobs=failed_jobs)
+        return self.render("admin/dashboard.html", figures=dashboard(), failed_jobs=failed_jobs,
+                           channel_labels=LABELS)

@@ -12,10 +12,11 @@ from app.accounts.models import User
 from app.admin.formatting import beijing_day_bounds
 from app.audit.models import AuditEntry
 from app.checkout.models import Order
+from app.config import CHANNELS
 from app.extensions import db
 from app.ledger.models import JournalEntry
 from app.payments.health import HealthView, health_report
-from app.payments.models import InboxNotification, OrphanPayment, PaymentAttempt, Refund
+from app.payments.models import InboxNotification, OrphanPayment, PaymentAttempt, Refund, RejectedNotification
 from app.payments.refund_workflow import RefundPolicy, refund_policy
 from app.payments.registry import enabled_channels
 from app.reconciliation.matching import bill_days_due
@@ -26,6 +27,7 @@ PENDING_REFUND_STATUSES = ("requested", "awaiting_finance")
 # A claimed day whose run has not finished this long after is stuck (its job was lost,
 # or keeps dying): the periodic round re-claims it every half hour meanwhile.
 RUN_STALLED_AFTER = timedelta(hours=1)
+REJECTED_CALLBACKS_WINDOW = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Dashboard:
     channels: tuple[HealthView, ...]
     open_discrepancies: int  # reconciliation findings no one has resolved yet
     stalled_runs: int  # channel-days of the lookback not reconciled: failed, or claimed long ago
+    rejected_callbacks: tuple[tuple[str, int], ...]  # (channel, refused in the last 24 hours), every channel
 
 
 def dashboard() -> Dashboard:
@@ -61,11 +64,23 @@ def dashboard() -> Dashboard:
         channels=channels,
         open_discrepancies=open_discrepancy_count(),
         stalled_runs=stalled_run_count(now()),
+        rejected_callbacks=rejected_callback_counts(now()),
     )
 
 
 def open_discrepancy_count() -> int:
     return db.session.scalar(select(func.count(Discrepancy.id)).where(Discrepancy.status == "open")) or 0
+
+
+def rejected_callback_counts(moment: datetime) -> tuple[tuple[str, int], ...]:
+    """Callbacks refused in the `REJECTED_CALLBACKS_WINDOW` before ``moment``, per channel
+    we know (a channel switched off for payments can still be sent forgeries)."""
+    counted = dict(db.session.execute(
+        select(RejectedNotification.channel, func.count(RejectedNotification.id))
+        .where(RejectedNotification.received_at > moment - REJECTED_CALLBACKS_WINDOW)
+        .group_by(RejectedNotification.channel)
+    ).all())
+    return tuple((channel, counted.get(channel, 0)) for channel in CHANNELS)
 
 
 def stalled_run_count(moment: datetime) -> int:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from app.payments.channels.crypto import generate_rsa_keypair
+from app.payments.channels.crypto import KeyFormatError, generate_rsa_keypair, load_private_key, load_public_key
 
 # File names inside KEYS_DIR. The "gateway" / "platform" pairs belong to the emulator,
 # playing Alipay and WeChat Pay; the others are ours as the merchant.
@@ -30,6 +30,15 @@ _KEY_PAIRS = (
     (WECHAT_PLATFORM_PRIVATE, WECHAT_PLATFORM_PUBLIC),
 )
 APIV3_KEY_LENGTH = 32
+
+# The configured key files, and whether each holds a private key of ours or a public
+# key of the channel's.
+KEY_FILE_VARIABLES = {
+    "ALIPAY_APP_PRIVATE_KEY_FILE": "private",
+    "ALIPAY_PUBLIC_KEY_FILE": "public",
+    "WECHAT_MCH_PRIVATE_KEY_FILE": "private",
+    "WECHAT_PLATFORM_PUBLIC_KEY_FILE": "public",
+}
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,21 @@ def ensure_emulator_keys(keys_dir: str) -> None:
         alphabet = string.ascii_letters + string.digits
         key = "".join(secrets.choice(alphabet) for _ in range(APIV3_KEY_LENGTH))
         _write_private(folder / WECHAT_APIV3_KEY, key)
+
+
+def key_file_problem(variable: str, path: str) -> str | None:
+    """What is wrong with the key file a variable names, or None. Never quotes the key."""
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not a text file"
+        return f"{variable} names {path}, which cannot be read ({reason})"
+    load = load_private_key if KEY_FILE_VARIABLES[variable] == "private" else load_public_key
+    try:
+        load(text)
+    except KeyFormatError as error:
+        return f"{variable} names {path}, which is not an RSA {KEY_FILE_VARIABLES[variable]} key ({error})"
+    return None
 
 
 def read_key_file(path: str | Path) -> str:

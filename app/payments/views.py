@@ -56,12 +56,16 @@ def notify(channel: str) -> Response:
         log.warning("callback for unconfigured channel %s", channel)
         abort(404)
     if (request.content_length or 0) > MAX_NOTIFY_BYTES:
-        return _answer(adapter.rejected_answer("too large"))
+        return _reject(adapter, f"too large: over {MAX_NOTIFY_BYTES} bytes", "", None)
     # A chunked body announces no length: read one byte past the limit, never more.
     raw = request.stream.read(MAX_NOTIFY_BYTES + 1)
-    if len(raw) > MAX_NOTIFY_BYTES:
-        return _answer(adapter.rejected_answer("too large"))
     text = raw.decode("utf-8", errors="replace")
+    if len(raw) > MAX_NOTIFY_BYTES:
+        return _reject(adapter, f"too large: over {MAX_NOTIFY_BYTES} bytes", text, None)
+    if request.mimetype != adapter.notify_content_type:
+        # Each channel sends one format; anything else is not the channel talking.
+        return _reject(adapter, f"content type {request.mimetype[:60] or 'missing'}, not "
+                       f"{adapter.notify_content_type}", text, None)
     try:
         notification = adapter.parse_notification(raw, dict(request.headers))
     except (SignatureError, NotificationRejected) as error:

@@ -217,6 +217,7 @@ class AlipayChannel:
     """The PaymentChannel for Alipay face-to-face payment (QR code precreate)."""
 
     name = "alipay"
+    notify_content_type = "application/x-www-form-urlencoded"
 
     def __init__(
         self,

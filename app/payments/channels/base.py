@@ -180,6 +180,7 @@ class NotifyAnswer:
 
 class PaymentChannel(Protocol):
     name: str
+    notify_content_type: str  # the media type of its callbacks; others are refused
 
     def precreate(self, charge: ChargeRequest) -> ChargeIntent: ...
 

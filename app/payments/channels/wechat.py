@@ -109,6 +109,7 @@ class WechatChannel:
     """The PaymentChannel for WeChat Pay Native (the payer scans our QR code)."""
 
     name = "wechat"
+    notify_content_type = "application/json"
 
     def __init__(
         self,
@@ -327,9 +328,9 @@ class WechatChannel:
         if not (timestamp and nonce and signature):
             raise SignatureError(f"{what}: unsigned")
         if signature_type and signature_type != SIGNATURE_TYPE:
-            raise SignatureError(f"{what}: signature type {signature_type!r}")
+            raise SignatureError(f"{what}: signature type {signature_type[:64]!r}")
         if serial != self._settings.platform_public_key_id:
-            raise SignatureError(f"{what}: signed with unknown key {serial!r}")
+            raise SignatureError(f"{what}: signed with unknown key {serial[:64]!r}")
         if check_age:
             try:
                 signed_at = datetime.fromtimestamp(int(timestamp), timezone.utc)
@@ -364,7 +365,7 @@ class WechatChannel:
         if event_type in _REFUND_EVENTS:
             return self._refund_notification(self._decrypt(resource))
         if event_type != "TRANSACTION.SUCCESS":
-            raise NotificationRejected(f"unexpected event_type {event_type!r}")
+            raise NotificationRejected(f"unexpected event_type {event_type[:64]!r}")
         plaintext = self._decrypt(resource)
         try:
             answer = parse_channel_json(plaintext)
