@@ -25,7 +25,7 @@ import pyotp
 from sqlalchemy import delete, func, or_, select, update
 
 from app.accounts.models import RecoveryCode, User
-from app.accounts.services import AccountError, end_sessions
+from app.accounts.services import AccountError, another_admins_subject, end_sessions
 from app.audit.services import record
 from app.extensions import db
 from app.fieldcrypto import FieldDecryptError, SealedField
@@ -150,14 +150,11 @@ def reset_second_factor(user_id: int, staff_id: int | None, reason: str) -> None
     if not text:
         raise AccountError("reason_required", "Please give a reason.")
     if staff_id is not None:
-        actor = db.session.get(User, staff_id)
-        if actor is None or actor.role != "admin":
-            raise AccountError("forbidden", "Only an admin may reset a second factor.")
-        if user_id == staff_id:
-            raise AccountError("own_factor", "Ask another admin to reset your own second factor.")
-    user = db.session.get(User, user_id)
-    if user is None:
-        raise AccountError("user_not_found", "No such user.")
+        user = another_admins_subject(user_id, staff_id, "reset the second factor of")
+    else:
+        user = db.session.get(User, user_id)
+        if user is None:
+            raise AccountError("user_not_found", "No such user.")
     left = recovery_codes_left(user.id)
     if user.totp_ciphertext is None and not left:
         raise AccountError("not_enrolled", "This user has no second factor to reset.")

@@ -141,6 +141,21 @@ def _dummy_hash() -> str:
     return generate_password_hash(secrets.token_hex(16))
 
 
+def another_admins_subject(user_id: int, staff_id: int, action: str) -> User:
+    """The user an admin will ``action`` (e.g. "change the role of"): a decision no
+    one takes about their own account. AccountError if the actor is not an admin, is
+    that user, or the user does not exist."""
+    actor = db.session.get(User, staff_id)
+    if actor is None or actor.role != "admin":
+        raise AccountError("forbidden", f"Only an admin may {action} a user.")
+    if user_id == staff_id:
+        raise AccountError("own_account", f"Ask another admin to {action} your account.")
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise AccountError("user_not_found", "No such user.")
+    return user
+
+
 def change_role(user_id: int, role: str, staff_id: int, reason: str) -> None:
     """An admin gives a user another role; audited with the reason.
 
@@ -152,14 +167,7 @@ def change_role(user_id: int, role: str, staff_id: int, reason: str) -> None:
         raise AccountError("reason_required", "Please give a reason.")
     if role not in ROLES:
         raise AccountError("invalid_role", f"role must be one of {', '.join(ROLES)}")
-    actor = db.session.get(User, staff_id)
-    if actor is None or actor.role != "admin":
-        raise AccountError("forbidden", "Only an admin may change roles.")
-    if user_id == staff_id:
-        raise AccountError("own_role", "Ask another admin to change your own role.")
-    user = db.session.get(User, user_id)
-    if user is None:
-        raise AccountError("user_not_found", "No such user.")
+    user = another_admins_subject(user_id, staff_id, "change the role of")
     before = {"role": user.role}
     if user.role == role:
         raise AccountError("same_role", f"This user already has the role {role}.")

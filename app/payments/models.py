@@ -92,7 +92,7 @@ class RejectedNotification(db.Model):
     out_trade_no: Mapped[str | None] = mapped_column(String(64))
     remote_addr: Mapped[str | None] = mapped_column(String(64))
     body_excerpt: Mapped[str] = mapped_column(Text)
-    received_at: Mapped[datetime] = mapped_column(default=system_now)
+    received_at: Mapped[datetime] = mapped_column(default=system_now, index=True)
 
 
 class ChannelHealth(db.Model):
