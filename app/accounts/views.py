@@ -115,14 +115,19 @@ def _no_store(page: str) -> Response:
     return response
 
 
-@bp.route("/second-factor/setup", methods=["GET", "POST"])
-@login_required
-def enrol_second_factor() -> Response:
+def _second_factor_form() -> tuple[SecondFactorForm, str]:
+    """The code form of a second-factor page (staff only), and where to go after it."""
     _staff_only()
     form = SecondFactorForm()
     if request.method == "GET":
         form.next.data = request.args.get("next", "")
-    target = safe_next(form.next.data, landing(current_user))
+    return form, safe_next(form.next.data, landing(current_user))
+
+
+@bp.route("/second-factor/setup", methods=["GET", "POST"])
+@login_required
+def enrol_second_factor() -> Response:
+    form, target = _second_factor_form()
     if current_user.mfa_enrolled:
         return redirect(signin.second_factor_url(target))
     if form.validate_on_submit():
@@ -151,11 +156,7 @@ def enrol_second_factor() -> Response:
 @bp.route("/second-factor", methods=["GET", "POST"])
 @login_required
 def verify_second_factor() -> str | Response:
-    _staff_only()
-    form = SecondFactorForm()
-    if request.method == "GET":
-        form.next.data = request.args.get("next", "")
-    target = safe_next(form.next.data, landing(current_user))
+    form, target = _second_factor_form()
     if not current_user.mfa_enrolled:
         return redirect(signin.second_factor_url(target))
     if request.method == "GET" and signin.second_factor_verified():
