@@ -30,6 +30,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_extensions(app)
     register_channels(app)
     register_blueprints(app)
+    register_rate_limits(app)
     register_admin(app)
     register_cli(app)
     register_errors(app)
@@ -94,6 +95,18 @@ def register_blueprints(app: Flask) -> None:
         from app.gateway import init_gateway
 
         init_gateway(app)
+
+
+def register_rate_limits(app: Flask) -> None:
+    from app.security.ratelimits import init_rate_limits
+
+    if app.config["TRUSTED_PROXIES"]:
+        # The visitor's address and scheme as the proxies in front of us saw them.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        proxies = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
+    init_rate_limits(app)
 
 
 def register_admin(app: Flask) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from dotenv import load_dotenv
+from limits import parse_many
 
 from app.fieldcrypto import FieldKeyError, parse_keyring
 from app.payments.keys import KEY_FILE_VARIABLES, key_file_problem
@@ -60,6 +61,20 @@ _NEEDED_WITHOUT_EMULATOR = {
     ),
 }
 
+
+# Rate limits (app/security/ratelimits.py), each "N per period" or several joined by ";".
+# An attacker's repetition is the thing limited: passwords guessed from one network or
+# at one account, accounts made in bulk, coupon codes guessed, QR codes (each a request
+# to the channel) and API calls. A learner paying normally never meets them.
+RATE_LIMIT_DEFAULTS = {
+    "RATELIMIT_LOGIN_PER_ADDRESS": "30 per minute; 300 per hour",
+    "RATELIMIT_LOGIN_PER_ACCOUNT": "5 per minute; 30 per hour",
+    "RATELIMIT_REGISTER_PER_ADDRESS": "10 per hour",
+    "RATELIMIT_REGISTER_PER_ACCOUNT": "3 per hour",
+    "RATELIMIT_COUPON_PER_USER": "10 per minute; 30 per hour",
+    "RATELIMIT_QR_PER_USER": "10 per minute; 60 per hour",
+    "RATELIMIT_API_PER_TOKEN": "120 per minute",
+}
 
 MIN_SECRET_KEY_LENGTH = 32
 # Secret keys this repository itself uses (tests, end-to-end runs): public, so never safe.
@@ -122,6 +137,15 @@ def _rate(env: Mapping[str, str], name: str, default: str) -> Decimal:
     return value
 
 
+def _limit(env: Mapping[str, str], name: str, default: str) -> str:
+    value = (env.get(name) or default).strip()
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ConfigError(f'{name} must read like "10 per minute" or "10 per minute; 50 per hour"') from None
+    return value
+
+
 def _channels(env: Mapping[str, str]) -> tuple[str, ...]:
     raw = env.get("PAYMENT_CHANNELS") or ",".join(CHANNELS)
     names = tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
@@ -142,6 +166,7 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None) ->
         raise ConfigError("APP_ENV must be development, production or testing")
     production = app_env == "production"
     instance = Path(instance_path)
+    queue_prefix = env.get("JOBS_QUEUE_PREFIX") or "cashier"
 
     config: dict[str, Any] = {
         "APP_ENV": app_env,
@@ -149,7 +174,7 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None) ->
         "SQLALCHEMY_DATABASE_URI": env.get("DATABASE_URL")
         or f"sqlite:///{instance / 'cashier.db'}",
         "REDIS_URL": env.get("REDIS_URL") or None,
-        "JOBS_QUEUE_PREFIX": env.get("JOBS_QUEUE_PREFIX") or "cashier",
+        "JOBS_QUEUE_PREFIX": queue_prefix,
         "PUBLIC_BASE_URL": (env.get("PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE_URL).rstrip("/"),
         "PAYMENT_GATEWAY_EMULATOR": _flag(env, "PAYMENT_GATEWAY_EMULATOR", not production),
         "KEYS_DIR": env.get("KEYS_DIR") or str(instance / "keys"),
@@ -190,6 +215,16 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None) ->
         # The embedded mode's periodic work (`make run` sets it); production runs
         # `flask jobs scheduler` instead.
         "BACKGROUND_TICKER": _flag(env, "BACKGROUND_TICKER", False),
+        # How many reverse proxies in front of the site add X-Forwarded-For: the visitor's
+        # address (rate limits, sign-in fingerprints) is read from that far back. 0 when
+        # browsers reach the site directly, as in the embedded default.
+        "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0),
+        # Rate limits count in Redis, shared by every worker, when there is one; in the
+        # embedded default (one process) memory does. Flask-Limiter reads these names.
+        "RATELIMIT_ENABLED": _flag(env, "RATELIMIT_ENABLED", True),
+        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or env.get("REDIS_URL") or "memory://",
+        "RATELIMIT_KEY_PREFIX": f"{queue_prefix}-limits",
+        **{name: _limit(env, name, default) for name, default in RATE_LIMIT_DEFAULTS.items()},
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": (env.get("PUBLIC_BASE_URL") or "").startswith("https://"),
@@ -271,6 +306,9 @@ def production_problems(config: Mapping[str, Any]) -> list[str]:
         problems.append("DATABASE_URL must point at PostgreSQL")
     if not config.get("FIELD_ENCRYPTION_KEY"):
         problems.append("FIELD_ENCRYPTION_KEY is required (instructor bank accounts)")
+    if config.get("RATELIMIT_ENABLED") and str(config.get("RATELIMIT_STORAGE_URI")).startswith("memory"):
+        problems.append("REDIS_URL (or RATELIMIT_STORAGE_URI) is required: rate limits kept in memory "
+                        "would count in each worker apart")
     for channel in config["PAYMENT_CHANNELS"]:
         for name in CHANNEL_VARIABLES[channel]:
             value = config.get(name)

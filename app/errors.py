@@ -22,7 +22,8 @@ class ServiceError(Exception):
         self.message = message
 
 
-def _wants_json() -> bool:
+def wants_json() -> bool:
+    """Whether the request came from a program (API, callbacks, the poller), not a page."""
     return request.path.startswith(("/api/", "/notify/")) or request.path.endswith("/status")
 
 
@@ -33,7 +34,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):  # noqa: ANN202
-        if _wants_json():
+        if wants_json():
             code = (error.name or "error").lower().replace(" ", "_")
             return jsonify(code=code, message=error.description), error.code
         return render_template("errors/error.html", code=error.code, message=error.description), error.code
@@ -42,6 +43,6 @@ def register_error_handlers(app: Flask) -> None:
     def unexpected_error(error: Exception):  # noqa: ANN202
         db.session.rollback()
         log.exception("unhandled error on %s", request.path)
-        if _wants_json():
+        if wants_json():
             return jsonify(code="internal_error", message="Something went wrong on our side."), 500
         return render_template("errors/error.html", code=500, message="Something went wrong on our side."), 500

@@ -28,3 +28,5 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 # No `admin` singleton (DESIGN.md lists one): Flask-Admin 2.2.1 keeps per-app state on the
 # Admin and on each view, so `app.admin.init_admin` builds a fresh one for every app.
+# No `limiter` singleton either, for the same reason: Flask-Limiter keeps its storage on
+# the Limiter, so `app.security.ratelimits.init_rate_limits` builds one per app.

@@ -177,9 +177,14 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def app(database_url: str, keys_dir: Path, tmp_path: Path, clock: Clock) -> Iterator[Flask]:
+def app(request: pytest.FixtureRequest, database_url: str, keys_dir: Path, tmp_path: Path,
+        clock: Clock) -> Iterator[Flask]:
+    """The app on a clean database; ``@pytest.mark.app_config(NAME=value)`` sets config
+    the app reads as it is created (rate limits, say)."""
     config = base_config(database_url, keys_dir, tmp_path)
     config["CLOCK"] = clock
+    for marker in request.node.iter_markers("app_config"):
+        config.update(marker.kwargs)
     app = create_app(config)
     reset_database(app)
     transport = WSGITransport(app)

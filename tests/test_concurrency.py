@@ -43,6 +43,13 @@ PASSWORD = "correct-horse"
 # A deliberately cheap hash: a hundred real logins must not spend seconds on scrypt.
 CHEAP_HASH = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")
 JOIN_TIMEOUT = 120
+# A hundred learners sign in from the tests' one address, one learner signs in on many
+# clients, and one races fifty API posts: far past the rate limits, which are not what
+# these tests are about (tests/test_rate_limits.py is).
+pytestmark = pytest.mark.app_config(
+    RATELIMIT_LOGIN_PER_ADDRESS="1000 per minute", RATELIMIT_LOGIN_PER_ACCOUNT="1000 per minute",
+    RATELIMIT_QR_PER_USER="1000 per minute", RATELIMIT_API_PER_TOKEN="1000 per minute",
+)
 
 
 @pytest.fixture(autouse=True)

@@ -57,6 +57,7 @@ from app.config import (
     EMULATOR_WECHAT_APP_ID,
     EMULATOR_WECHAT_MCH_ID,
     EMULATOR_WECHAT_PUBLIC_KEY_ID,
+    RATE_LIMIT_DEFAULTS,
 )
 from app.extensions import db
 from app.ledger.models import JournalEntry
@@ -67,6 +68,9 @@ from tests.alipay_oracle import notification_fields
 from tests.helpers import make_coupon, make_course
 
 SCALE = float(os.environ.get("FUZZ_EXAMPLES", "1"))
+# Hundreds of examples a test from one address and one learner: far past the rate
+# limits, which would answer 429 to most of them (tests/test_rate_limits.py tests those).
+pytestmark = pytest.mark.app_config(**{name: "100000 per minute" for name in RATE_LIMIT_DEFAULTS})
 
 
 def fuzz(examples: int) -> settings:

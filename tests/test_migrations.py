@@ -126,6 +126,7 @@ RECONCILIATION_INDEXES = {"ix_payment_attempts_succeeded_at", "ix_refunds_succee
 SECOND_FACTOR_TABLES = {"recovery_codes"}
 SECOND_FACTOR_COLUMNS = {"totp_key_id", "totp_ciphertext", "totp_last_step", "mfa_enrolled_at",
                          "mfa_failures", "mfa_locked_until", "session_version"}
+LOCKOUT_COLUMNS = {"login_failures", "login_locked_until"}
 A_STAFF_MEMBER = (
     "INSERT INTO users (id, email, display_name, password_hash, role, is_active_account, created_at) "
     "VALUES (7, 's@example.com', 'S', 'x', 'support', true, '2026-11-01 00:00:00')"
@@ -135,10 +136,11 @@ A_STAFF_MEMBER = (
 def test_the_latest_migrations_downgrade_and_upgrade_again(
     keys_dir: Path, tmp_path: Path, empty_database_url: str
 ) -> None:
-    """The latest revision (the staff second factor) drops only its own table and user
-    columns, keeping the users, and adds them back (a user from before gets session
-    version 1 and no second factor); the one beneath it (reconciliation) drops only its
-    own tables and indexes; the earnings schema beneath both is untouched both ways."""
+    """The latest revision (the password lockout) drops only its own user columns; the
+    one beneath it (the staff second factor) drops only its own table and user columns,
+    keeping the users, and adds them back (a user from before gets session version 1 and
+    no second factor); the one beneath that (reconciliation) drops only its own tables
+    and indexes; the earnings schema beneath them all is untouched both ways."""
     app = create_app(base_config(empty_database_url, keys_dir, tmp_path))
     runner = app.test_cli_runner()
 
@@ -162,17 +164,22 @@ def test_the_latest_migrations_downgrade_and_upgrade_again(
         return rows
 
     seen = []
-    for args in (["db", "upgrade"], ["db", "downgrade"], ["db", "downgrade"], ["db", "upgrade"]):
+    for args in (["db", "upgrade"], ["db", "downgrade"], ["db", "downgrade"], ["db", "downgrade"],
+                 ["db", "upgrade"]):
         result = runner.invoke(args=args)
         assert result.exit_code == 0, (args, result.output)
         seen.append(schema())
         if len(seen) == 1:
             run_sql(A_STAFF_MEMBER)
-    upgraded, without_factor, without_reconciliation, again = seen
+    upgraded, without_lockout, without_factor, without_reconciliation, again = seen
+
+    assert LOCKOUT_COLUMNS <= upgraded[3]
+    assert without_lockout[3] == upgraded[3] - LOCKOUT_COLUMNS
+    assert without_lockout[:3] == upgraded[:3]
 
     assert SECOND_FACTOR_TABLES <= upgraded[0] and SECOND_FACTOR_COLUMNS <= upgraded[3]
     assert without_factor[0] == upgraded[0] - SECOND_FACTOR_TABLES
-    assert without_factor[3] == upgraded[3] - SECOND_FACTOR_COLUMNS
+    assert without_factor[3] == without_lockout[3] - SECOND_FACTOR_COLUMNS
     assert without_factor[2] == upgraded[2]
 
     assert RECONCILIATION_TABLES <= upgraded[0] and RECONCILIATION_INDEXES <= upgraded[2]
@@ -183,5 +190,6 @@ def test_the_latest_migrations_downgrade_and_upgrade_again(
     assert (tables, indexes, user_columns) == (upgraded[0], upgraded[2], upgraded[3])
     assert {"commission_rules", "order_line_shares", "payouts", "statements"} <= tables
     assert "fee_fen" in columns
-    assert run_sql("SELECT email, session_version, mfa_failures, totp_ciphertext, mfa_enrolled_at "
-                   "FROM users WHERE id = 7") == [("s@example.com", 1, 0, None, None)]
+    assert run_sql("SELECT email, session_version, mfa_failures, totp_ciphertext, mfa_enrolled_at, "
+                   "login_failures, login_locked_until FROM users WHERE id = 7"
+                   ) == [("s@example.com", 1, 0, None, None, 0, None)]

@@ -35,6 +35,7 @@ def production(tmp_path: Path) -> dict[str, str]:
         "APP_ENV": "production",
         "SECRET_KEY": RANDOM_SECRET,
         "DATABASE_URL": "postgresql://db/cashier",
+        "REDIS_URL": "redis://redis:6379/0",
         "PUBLIC_BASE_URL": "https://pay.example.com",
         "PAYMENT_GATEWAY_EMULATOR": "0",
         "ALIPAY_APP_ID": "2021000000000009",
@@ -63,6 +64,7 @@ def test_a_complete_production_config_is_accepted(tmp_path, production):
     finalize_config(config)
     assert config["PAYMENT_GATEWAY_EMULATOR"] is False
     assert config["SESSION_COOKIE_SECURE"] is True
+    assert config["RATELIMIT_STORAGE_URI"] == "redis://redis:6379/0"  # shared by every worker
 
 
 @pytest.mark.parametrize(
@@ -78,6 +80,7 @@ def test_a_complete_production_config_is_accepted(tmp_path, production):
         ({"PUBLIC_BASE_URL": "http://pay.example.com"}, "PUBLIC_BASE_URL must be the site's https:// address"),
         ({"DATABASE_URL": ""}, "DATABASE_URL must point at PostgreSQL"),
         ({"FIELD_ENCRYPTION_KEY": ""}, "FIELD_ENCRYPTION_KEY is required"),
+        ({"REDIS_URL": ""}, r"REDIS_URL \(or RATELIMIT_STORAGE_URI\) is required: rate limits kept in memory"),
         ({"ALIPAY_APP_PRIVATE_KEY_FILE": ""}, "ALIPAY_APP_PRIVATE_KEY_FILE is required for the alipay channel"),
         ({"WECHAT_APIV3_KEY": ""}, "WECHAT_APIV3_KEY is required for the wechat channel"),
         ({"WECHAT_API_BASE_URL": "http://api.mch.weixin.qq.com"}, "WECHAT_API_BASE_URL must be an https:// address"),

@@ -28,6 +28,7 @@ class User(UserMixin, db.Model):
             name="totp_secret",
         ),
         CheckConstraint("session_version >= 1 AND mfa_failures >= 0", name="counters"),
+        CheckConstraint("login_failures >= 0", name="login_failures"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -46,6 +47,9 @@ class User(UserMixin, db.Model):
     mfa_enrolled_at: Mapped[datetime | None]
     mfa_failures: Mapped[int] = mapped_column(default=0, server_default="0")
     mfa_locked_until: Mapped[datetime | None]
+    # Wrong passwords in a row, and the lock they lead to (services.authenticate).
+    login_failures: Mapped[int] = mapped_column(default=0, server_default="0")
+    login_locked_until: Mapped[datetime | None]
     # Part of the id Flask-Login keeps in the session: raising it ends every session.
     session_version: Mapped[int] = mapped_column(default=1, server_default="1")
 

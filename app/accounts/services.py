@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import secrets
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -13,7 +15,12 @@ from app.audit.services import record
 from app.extensions import db
 from app.timeutil import now
 
+log = logging.getLogger(__name__)
+
 TOKEN_PREFIX = "cc_"
+# Wrong passwords in a row that lock an account's password step, and for how long.
+LOGIN_MAX_FAILURES = 10
+LOGIN_LOCKOUT = timedelta(minutes=15)
 
 
 class AccountError(Exception):
@@ -74,14 +81,42 @@ def create_user(email: str, password: str, display_name: str = "", role: str = "
 
 
 def authenticate(email: str, password: str) -> User | None:
+    """The active user with this e-mail and password, or None.
+
+    Ten wrong passwords in a row lock the account for fifteen minutes: AccountError
+    "account_locked", and while locked no password is even checked, so guessing gets no
+    further by going on. A right password ends the run of failures. The caller commits
+    in every case, so the count is kept.
+    """
     user = find_user(email)
     if user is None:
         # Spend the same time as a real check, so timing does not reveal who has an account.
         check_password_hash(_dummy_hash(), password)
         return None
-    if not user.check_password(password) or not user.is_active:
+    moment = now()
+    if user.login_locked_until is not None and user.login_locked_until > moment:
+        minutes = max(1, int((user.login_locked_until - moment).total_seconds() + 59) // 60)
+        raise AccountError("account_locked", "Too many wrong passwords for this account. "
+                           f"Try again in {minutes} minutes.")
+    if not user.check_password(password):
+        _count_login_failure(user, moment)
         return None
-    return user
+    if user.login_failures or user.login_locked_until is not None:
+        user.login_failures, user.login_locked_until = 0, None
+        db.session.flush()
+    return user if user.is_active else None
+
+
+def _count_login_failure(user: User, moment: datetime) -> None:
+    # One UPDATE adds the failure, so failures racing each other are all counted.
+    db.session.execute(
+        update(User).where(User.id == user.id).values(login_failures=User.login_failures + 1)
+    )
+    db.session.refresh(user)
+    if user.login_failures >= LOGIN_MAX_FAILURES:
+        user.login_failures, user.login_locked_until = 0, moment + LOGIN_LOCKOUT
+        log.warning("user %s locked after %s wrong passwords", user.id, LOGIN_MAX_FAILURES)
+    db.session.flush()
 
 
 def _hash_token(token: str) -> str:

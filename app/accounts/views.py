@@ -81,9 +81,15 @@ def login() -> str | Response:
     if request.method == "GET":
         form.next.data = request.args.get("next", "")
     if form.validate_on_submit():
-        user = services.authenticate(form.email.data, form.password.data)
+        try:
+            user = services.authenticate(form.email.data, form.password.data)
+        except services.AccountError as error:
+            user, refusal = None, error.message
+        else:
+            refusal = "Wrong e-mail or password."
+        db.session.commit()  # the count of wrong passwords, or its reset
         if user is None:
-            form.password.errors.append("Wrong e-mail or password.")
+            form.password.errors.append(refusal)
         else:
             signin.begin(user)
             target = safe_next(form.next.data, landing(user))

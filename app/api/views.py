@@ -30,12 +30,17 @@ def error(code: str, message: str, status: int) -> tuple[Response, int]:
     return jsonify(code=code, message=message), status
 
 
+def bearer_token() -> str | None:
+    """The token of an ``Authorization: Bearer …`` header, or None."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
 def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        user = user_for_token(token.strip()) if scheme.lower() == "bearer" else None
+        token = bearer_token()
+        user = user_for_token(token) if token else None
         if user is None:
             response, status = error("unauthorized", "A valid bearer token is required.", 401)
             response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
