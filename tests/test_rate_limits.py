@@ -39,6 +39,7 @@ def assert_limited(response, sentence: str) -> int:
     wait = int(response.headers["Retry-After"])
     assert 1 <= wait <= 3600
     assert sentence in response.text and "Please wait" in response.text
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]  # an error page like any other
     return wait
 
 
