@@ -29,6 +29,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     register_extensions(app)
     register_channels(app)
+    register_i18n(app)
     register_blueprints(app)
     register_rate_limits(app)
     register_admin(app)
@@ -95,6 +96,13 @@ def register_blueprints(app: Flask) -> None:
         from app.gateway import init_gateway
 
         init_gateway(app)
+
+
+def register_i18n(app: Flask) -> None:
+    from app.i18n import init_i18n
+
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", app.config["DEFAULT_LOCALE"])
+    init_i18n(app)
 
 
 def register_rate_limits(app: Flask) -> None:

@@ -146,6 +146,14 @@ def _limit(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """The variable's value, one of ``choices``; unset, the first."""
+    value = env.get(name) or choices[0]
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}")
+    return value
+
+
 def _channels(env: Mapping[str, str]) -> tuple[str, ...]:
     raw = env.get("PAYMENT_CHANNELS") or ",".join(CHANNELS)
     names = tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
@@ -215,6 +223,9 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None) ->
         # The embedded mode's periodic work (`make run` sets it); production runs
         # `flask jobs scheduler` instead.
         "BACKGROUND_TICKER": _flag(env, "BACKGROUND_TICKER", False),
+        # The language of a visitor whose browser asks for neither Chinese nor English
+        # (app/i18n); also that of jobs, which have no visitor.
+        "DEFAULT_LOCALE": _choice(env, "DEFAULT_LOCALE", ("zh_CN", "en")),
         # How many reverse proxies in front of the site add X-Forwarded-For: the visitor's
         # address (rate limits, sign-in fingerprints) is read from that far back. 0 when
         # browsers reach the site directly, as in the embedded default.

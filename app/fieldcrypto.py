@@ -36,6 +36,15 @@ _ACCOUNT_SEPARATORS_RE = re.compile(r"[\s\-\u2010\u2011\u2012\u2013\u2014\uff0d]
 ACCOUNT_NUMBER_MESSAGE = "A bank account number is 8 to 30 digits."
 
 
+class AccountNumberError(ValueError):
+    """An account number a bank would not take. The message is English; ``code`` ("length"
+    or "wide_digits") is stable, so a page can say it in its reader's language."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class FieldKeyError(ValueError):
     """``FIELD_ENCRYPTION_KEY`` (or a key id) is malformed. The message holds no key material."""
 
@@ -237,8 +246,8 @@ def normalize_account_number(text: str) -> str:
 
     Drops spaces and hyphens between digit groups, then accepts only 8 to 30 ASCII
     digits. Full-width or other non-ASCII digits are refused rather than converted, so
-    what is stored is exactly what the person can check on screen. Raises `ValueError`
-    with a message fit to show the person.
+    what is stored is exactly what the person can check on screen. Raises
+    `AccountNumberError` (a `ValueError`) with a message fit to show the person.
     """
     if not isinstance(text, str):
         raise TypeError("text must be a str")
@@ -246,6 +255,8 @@ def normalize_account_number(text: str) -> str:
     if _ACCOUNT_NUMBER_RE.fullmatch(number):
         return number
     if any(ch.isdigit() and not ch.isascii() for ch in number):
-        raise ValueError(f"{ACCOUNT_NUMBER_MESSAGE} Please type them as half-width digits 0-9.")
-    raise ValueError(ACCOUNT_NUMBER_MESSAGE)
+        raise AccountNumberError(
+            "wide_digits", f"{ACCOUNT_NUMBER_MESSAGE} Please type them as half-width digits 0-9."
+        )
+    raise AccountNumberError("length", ACCOUNT_NUMBER_MESSAGE)
 

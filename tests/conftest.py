@@ -141,6 +141,8 @@ def base_config(database_url: str, keys_dir: Path, instance: Path) -> dict:
         "PAYMENT_GATEWAY_EMULATOR": True,
         "WTF_CSRF_ENABLED": False,
         "GATEWAY_NOTIFY_SYNC": True,
+        # The tests read the pages in English unless they ask for Chinese (tests/test_i18n.py).
+        "DEFAULT_LOCALE": "en",
     }
 
 

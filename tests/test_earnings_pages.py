@@ -89,7 +89,7 @@ def test_the_pdf_renders_chinese_text(app, client, two_instructors):
 def test_the_open_month_is_shown_live(app, client, two_instructors):
     login(client, "lin@example.com", "teacher-password")
     page = client.get("/earnings/statements/2026-11")
-    assert page.status_code == 200 and "Open 本月未结" in page.text and "Closed 已结" not in page.text
+    assert page.status_code == 200 and "Open: figures change" in page.text and "Closed" not in page.text
 
 
 def test_the_payout_account_needs_the_password_is_sealed_and_shown_masked(app, client, two_instructors):

@@ -35,7 +35,7 @@ def test_worked_example_pays_94_50_and_enrolls(app, client):
 
     status = client.get(f"/orders/{order_no}/status").json
     assert status["status"] == "paid" and status["paid"] and status["terminal"]
-    assert "课程 course" in client.get("/my/courses").text
+    assert "Course course" in client.get("/my/courses").text
     assert order_no in client.get("/orders").text
     lesson = client.get("/courses/course/lessons/1")
     assert lesson.status_code == 200
@@ -67,4 +67,4 @@ def test_seed_demo_loads_the_catalog_once(app, runner, client):
     assert len(courses) == 12
     assert len({course["instructor"] for course in courses}) == 4
     page = client.get("/")
-    assert page.status_code == 200 and "Python 零基础入门" in page.text
+    assert page.status_code == 200 and "Python from Zero" in page.text

@@ -39,6 +39,7 @@ from app.config import EMULATOR_ALIPAY_APP_ID, EMULATOR_WECHAT_MCH_ID
 from app.earnings.statements import close_statement
 from app.extensions import db
 from app.gateway import faults
+from app.money import format_yuan
 from app.payments.models import Refund
 from tests.admin.test_access_matrix import admin_routes
 from tests.conftest import Clock
@@ -83,6 +84,8 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("static", "GET"):                                 "ok     ok     ok     ok     ok     ok     ok     ok     ok",
     ("admin.static", "GET"):                           "ok     ok     ok     ok     ok     ok     ok     ok     2fa",
     ("health.healthz", "GET"):                         "ok     ok     ok     ok     ok     ok     ok     ok     ok",
+    # The language switch is everyone's, on every page, the second-factor pages included.
+    ("language.choose", "POST"):                       "ok     ok     ok     ok     ok     ok     ok     ok     ok",
 
     # The catalog is open; a lesson only to whoever owns its course.
     ("catalog.index", "GET"):                          "ok     ok     ok     ok     ok     ok     ok     ok     2fa",
@@ -271,6 +274,7 @@ REQUESTS: dict[tuple[str, ...], Call] = {
     ("static", "GET"): Call("/static/css/site.css"),
     ("admin.static", "GET"): Call("/admin/static/admin/js/helpers.js"),
     ("health.healthz", "GET"): Call("/healthz"),
+    ("language.choose", "POST"): Call("/language", data={"lang": "en", "next": "/"}, then="/"),
 
     ("catalog.index", "GET"): Call("/"),
     ("catalog.course", "GET"): Call("/courses/{slug}"),
@@ -406,7 +410,7 @@ def build_world(app: Flask, clock: Clock, visitor: str) -> World:
     with app.app_context():
         waiting = attempt_of(values["pending"])
         values["pending_trade"] = waiting.out_trade_no
-        values["pending_yuan"] = f"{waiting.amount_fen / 100:.2f}"
+        values["pending_yuan"] = format_yuan(waiting.amount_fen)
         values["alipay_qr"] = attempt_of(values["alipay_order"]).qr_code.rstrip("/").rsplit("/", 1)[1]
         wechat = attempt_of(values["wechat_order"])
         values["wechat_trade"] = wechat.out_trade_no

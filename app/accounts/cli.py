@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 from flask.cli import AppGroup
+from flask_babel import force_locale
 
 from app.accounts import mfa, services
 from app.accounts.models import ROLES
@@ -21,7 +22,8 @@ def create_command(email: str, role: str, name: str, password: str) -> None:
     try:
         services.create_user(email, password, name, role)
     except services.AccountError as error:
-        raise click.ClickException(error.message) from None
+        with force_locale("en"):  # the command line speaks English, as the back office does
+            raise click.ClickException(error.message) from None
     db.session.commit()
     click.echo(f"created {role} {services.normalize_email(email)}")
 
@@ -51,6 +53,7 @@ def reset_second_factor_command(email: str, reason: str) -> None:
     try:
         mfa.reset_second_factor(user.id, None, reason)
     except services.AccountError as error:
-        raise click.ClickException(error.message) from None
+        with force_locale("en"):
+            raise click.ClickException(error.message) from None
     db.session.commit()
     click.echo(f"second factor of {user.email} reset")

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pyotp
+from flask_babel import LazyString
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, func, or_, select, update
 
 from app.accounts.models import RecoveryCode, User
@@ -45,16 +47,17 @@ RECOVERY_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
 RECOVERY_CODE_LENGTH = 16
 _RECOVERY_SEPARATORS_RE = re.compile(r"[\s\-]+")
 
-WRONG_CODE = "That code is not right. Enter the current code from your app, or a recovery code."
+WRONG_CODE = _l("That code is not right. Enter the current code from your app, or a recovery code.")
 
 
 @dataclass(frozen=True)
 class CodeCheck:
-    """What came of one code typed on the verify page."""
+    """What came of one code typed on the verify page. A refusal's ``message`` is lazy,
+    like `AccountError`'s: translated when the page shows it."""
 
     accepted: bool
     method: str | None = None  # "totp" or "recovery"
-    message: str = ""
+    message: str | LazyString = ""
     recovery_codes_left: int = 0
 
 
@@ -72,7 +75,7 @@ def offered_secret(user_id: int) -> str:
     code the phone may have scanned), or a new one."""
     user = _staff_user(user_id)
     if user.mfa_enrolled:
-        raise AccountError("already_enrolled", "Your second factor is already set up.")
+        raise AccountError("already_enrolled", _l("Your second factor is already set up."))
     if user.totp_ciphertext is not None:
         return _open_secret(user)
     secret = base64.b32encode(secrets.token_bytes(SECRET_BYTES)).decode("ascii")
@@ -91,13 +94,13 @@ def confirm_enrolment(user_id: int, code: str) -> list[str]:
     codes, the only time they exist in clear. Audited."""
     user = _staff_user(user_id)
     if user.mfa_enrolled:
-        raise AccountError("already_enrolled", "Your second factor is already set up.")
+        raise AccountError("already_enrolled", _l("Your second factor is already set up."))
     if user.totp_ciphertext is None:
-        raise AccountError("no_secret", "Open the set-up page again to get a QR code.")
+        raise AccountError("no_secret", _l("Open the set-up page again to get a QR code."))
     text = "".join(code.split())
     if not TOTP_CODE_RE.fullmatch(text) or not _accept_totp(user, text):
-        raise AccountError("wrong_code", "That code is not right. Check that your phone's clock "
-                                         "is set automatically, and enter the current code.")
+        raise AccountError("wrong_code", _l("That code is not right. Check that your phone's clock "
+                                            "is set automatically, and enter the current code."))
     codes = _replace_recovery_codes(user.id)
     user.mfa_enrolled_at = now()
     user.mfa_failures, user.mfa_locked_until = 0, None
@@ -115,11 +118,12 @@ def verify_second_factor(user_id: int, code: str) -> CodeCheck:
     """
     user = _staff_user(user_id)
     if not user.mfa_enrolled:
-        raise AccountError("not_enrolled", "Set up your second factor first.")
+        raise AccountError("not_enrolled", _l("Set up your second factor first."))
     moment = now()
     if user.mfa_locked_until is not None and user.mfa_locked_until > moment:
         minutes = max(1, int((user.mfa_locked_until - moment).total_seconds() + 59) // 60)
-        return CodeCheck(False, message=f"Too many wrong codes. Try again in {minutes} minutes.")
+        return CodeCheck(False, message=_l("Too many wrong codes. Try again in %(minutes)s minutes.",
+                                           minutes=minutes))
     text = "".join(code.split())
     method: str | None = None
     if TOTP_CODE_RE.fullmatch(text):
@@ -209,7 +213,7 @@ def hash_recovery_code(code: str) -> str:
 def _staff_user(user_id: int) -> User:
     user = db.session.get(User, user_id)
     if user is None or not may_enrol(user):
-        raise AccountError("not_staff", "Only staff accounts use a second factor.")
+        raise AccountError("not_staff", _l("Only staff accounts use a second factor."))
     return user
 
 
@@ -223,8 +227,8 @@ def _open_secret(user: User) -> str:
     try:
         return field_keyring().decrypt(sealed, context_for(user.id))
     except FieldDecryptError:
-        raise AccountError("key_missing", "Your second factor cannot be checked right now "
-                                          "(its encryption key is missing). Ask an admin.") from None
+        raise AccountError("key_missing", _l("Your second factor cannot be checked right now "
+                                             "(its encryption key is missing). Ask an admin.")) from None
 
 
 def _accept_totp(user: User, code: str) -> bool:

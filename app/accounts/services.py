@@ -7,11 +7,13 @@ import logging
 import secrets
 from datetime import datetime, timedelta
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.accounts.models import ROLES, ApiToken, User
 from app.audit.services import record
+from app.errors import ServiceError
 from app.extensions import db
 from app.timeutil import now
 
@@ -23,11 +25,9 @@ LOGIN_MAX_FAILURES = 10
 LOGIN_LOCKOUT = timedelta(minutes=15)
 
 
-class AccountError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class AccountError(ServiceError):
+    """A refused account step (see ServiceError: the message is lazy, translated when
+    read; the back office reads it in English)."""
 
 
 def load_user(session_id: str) -> User | None:
@@ -69,10 +69,10 @@ def create_user(email: str, password: str, display_name: str = "", role: str = "
     if role not in ROLES:
         raise AccountError("invalid_role", f"role must be one of {', '.join(ROLES)}")
     if len(password) < 8:
-        raise AccountError("weak_password", "The password needs at least 8 characters.")
+        raise AccountError("weak_password", _l("The password needs at least 8 characters."))
     email = normalize_email(email)
     if find_user(email) is not None:
-        raise AccountError("email_taken", "An account with this e-mail already exists.")
+        raise AccountError("email_taken", _l("An account with this e-mail already exists."))
     user = User(email=email, display_name=display_name or email.split("@")[0], role=role)
     user.set_password(password)
     db.session.add(user)
@@ -96,8 +96,8 @@ def authenticate(email: str, password: str) -> User | None:
     moment = now()
     if user.login_locked_until is not None and user.login_locked_until > moment:
         minutes = max(1, int((user.login_locked_until - moment).total_seconds() + 59) // 60)
-        raise AccountError("account_locked", "Too many wrong passwords for this account. "
-                           f"Try again in {minutes} minutes.")
+        raise AccountError("account_locked", _l("Too many wrong passwords for this account. "
+                                                "Try again in %(minutes)s minutes.", minutes=minutes))
     if not user.check_password(password):
         _count_login_failure(user, moment)
         return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
@@ -16,10 +17,11 @@ from app.extensions import db
 bp = Blueprint("accounts", __name__)
 
 # What a password-only staff session may still reach: the second-factor pages, logging
-# in and out, and the parts of the app that never serve the signed-in user (the token
-# API, channel callbacks, the emulator standing in for the channels, the health check).
+# in and out, the language switch, and the parts of the app that never serve the
+# signed-in user (the token API, channel callbacks, the emulator standing in for the
+# channels, the health check).
 OPEN_ENDPOINTS = frozenset({"accounts.enrol_second_factor", "accounts.verify_second_factor",
-                            "accounts.login", "accounts.logout", "static"})
+                            "accounts.login", "accounts.logout", "language.choose", "static"})
 OPEN_BLUEPRINTS = frozenset({"api", "payments", "gateway", "health"})
 
 
@@ -70,7 +72,7 @@ def register() -> str | Response:
         else:
             db.session.commit()
             signin.begin(services.get_user(user_id))
-            flash("Welcome! Your account is ready.", "success")
+            flash(_("Welcome! Your account is ready."), "success")
             return redirect(url_for("catalog.index"))
     return render_template("accounts/register.html", form=form)
 
@@ -86,7 +88,7 @@ def login() -> str | Response:
         except services.AccountError as error:
             user, refusal = None, error.message
         else:
-            refusal = "Wrong e-mail or password."
+            refusal = _("Wrong e-mail or password.")
         db.session.commit()  # the count of wrong passwords, or its reset
         if user is None:
             form.password.errors.append(refusal)
@@ -104,7 +106,7 @@ def logout() -> Response:
     if EmptyForm().validate_on_submit():
         signin.end()
         db.session.commit()
-        flash("You are logged out.", "info")
+        flash(_("You are logged out."), "info")
     return redirect(url_for("catalog.index"))
 
 
@@ -178,10 +180,11 @@ def verify_second_factor() -> str | Response:
             if check.accepted:
                 signin.mark_second_factor()
                 if check.method == "recovery":
-                    flash(f"You signed in with a recovery code; {check.recovery_codes_left} left. "
-                          "If your phone is lost, ask an admin to reset your second factor.", "info")
+                    flash(_("You signed in with a recovery code; %(left)s left. If your phone is "
+                            "lost, ask an admin to reset your second factor.",
+                            left=check.recovery_codes_left), "info")
                 return redirect(target)
-            form.code.errors.append(check.message)
+            form.code.errors.append(str(check.message))
     return render_template("accounts/second_factor_verify.html", form=form)
 
 
@@ -203,7 +206,7 @@ def account() -> str:
 def create_token() -> str | Response:
     form = TokenForm()
     if not form.validate_on_submit():
-        flash("Give the token a name.", "error")
+        flash(_("Give the token a name."), "error")
         return redirect(url_for("accounts.account"))
     token = services.create_token(current_user.id, form.name.data)
     db.session.commit()
@@ -222,7 +225,7 @@ def create_token() -> str | Response:
 def revoke_token(token_id: int) -> Response:
     if EmptyForm().validate_on_submit() and services.revoke_token(current_user.id, token_id):
         db.session.commit()
-        flash("The token is revoked.", "success")
+        flash(_("The token is revoked."), "success")
     else:
-        flash("No such token.", "error")
+        flash(_("No such token."), "error")
     return redirect(url_for("accounts.account"))

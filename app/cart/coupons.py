@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Sequence
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 
 from app.cart.models import Coupon, CouponRedemption
@@ -25,10 +26,10 @@ def normalize_code(code: str) -> str:
 def find_coupon(code: str) -> Coupon:
     normalized = normalize_code(code)
     if not normalized or len(normalized) > 40 or not normalized.isprintable():
-        raise CouponError("coupon_not_found", "This coupon code does not exist.")
+        raise CouponError("coupon_not_found", _l("This coupon code does not exist."))
     coupon = db.session.scalar(select(Coupon).where(Coupon.code == normalized))
     if coupon is None:
-        raise CouponError("coupon_not_found", "This coupon code does not exist.")
+        raise CouponError("coupon_not_found", _l("This coupon code does not exist."))
     return coupon
 
 
@@ -56,25 +57,25 @@ def check_coupon(
 ) -> Discount:
     """The coupon's discount for these lines, or a `CouponError` saying why not."""
     if not coupon.is_active:
-        raise CouponError("coupon_inactive", "This coupon is no longer active.")
+        raise CouponError("coupon_inactive", _l("This coupon is no longer active."))
     if coupon.starts_at is not None and now < coupon.starts_at:
-        raise CouponError("coupon_not_started", "This coupon is not valid yet.")
+        raise CouponError("coupon_not_started", _l("This coupon is not valid yet."))
     if coupon.ends_at is not None and now >= coupon.ends_at:
-        raise CouponError("coupon_expired", "This coupon has expired.")
+        raise CouponError("coupon_expired", _l("This coupon has expired."))
     if coupon.max_redemptions is not None and coupon.redeemed_count >= coupon.max_redemptions:
-        raise CouponError("coupon_exhausted", "This coupon has been fully used.")
+        raise CouponError("coupon_exhausted", _l("This coupon has been fully used."))
     if live_redemptions(coupon.id, user_id) >= coupon.per_user_limit:
-        raise CouponError("coupon_user_limit", "You have already used this coupon.")
+        raise CouponError("coupon_user_limit", _l("You have already used this coupon."))
     discount = as_discount(coupon)
     eligible = eligible_subtotal(lines, discount)
     if eligible == 0:
         raise CouponError(
-            "coupon_not_applicable", "This coupon does not apply to the courses in your cart."
+            "coupon_not_applicable", _l("This coupon does not apply to the courses in your cart.")
         )
     if eligible < coupon.min_amount_fen:
         raise CouponError(
             "coupon_min_amount",
-            f"This coupon needs a minimum of {display_yuan(coupon.min_amount_fen)}.",
+            _l("This coupon needs a minimum of %(amount)s.", amount=display_yuan(coupon.min_amount_fen)),
         )
     return discount
 
@@ -92,7 +93,7 @@ def redeem(coupon: Coupon, user_id: int, order_id: int) -> None:
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
-        raise CouponError("coupon_exhausted", "This coupon has been fully used.")
+        raise CouponError("coupon_exhausted", _l("This coupon has been fully used."))
     db.session.add(CouponRedemption(coupon_id=coupon.id, user_id=user_id, order_id=order_id))
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import RadioField, StringField
 from wtforms.fields.choices import SelectChoice
@@ -11,13 +12,13 @@ from app.payments.registry import ChannelOption
 
 
 class CouponForm(FlaskForm):
-    code = StringField("Coupon code", validators=[DataRequired(), Length(max=40)])
+    code = StringField(_l("Coupon code"), validators=[DataRequired(), Length(max=40)])
 
 
 class CheckoutForm(FlaskForm):
     """Choices are the channels available now (`offer_channels`); the first is preselected."""
 
-    channel = RadioField("Pay with", choices=[], validators=[DataRequired()])
+    channel = RadioField(_l("Pay with"), choices=[], validators=[DataRequired()])
 
     def offer_channels(self, options: Sequence[ChannelOption]) -> None:
         self.channel.choices = [

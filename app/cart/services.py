@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from app.audit.services import record
@@ -15,15 +16,14 @@ from app.cart.models import Cart, CartItem, Coupon
 from app.cart.pricing import PriceLine, Quote, quote
 from app.catalog.models import Course
 from app.catalog.services import owned_course_ids
+from app.errors import ServiceError
 from app.extensions import db
 from app.timeutil import now
 
 
-class CartError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class CartError(ServiceError):
+    """A refusal of the cart, or of a coupon edit in the back office (said in English
+    there); see `ServiceError`."""
 
 
 @dataclass(frozen=True)
@@ -50,12 +50,12 @@ def cart_for(user_id: int) -> Cart:
 def add_course(user_id: int, course_id: int) -> None:
     course = db.session.get(Course, course_id)
     if course is None or not course.is_published:
-        raise CartError("course_not_found", "This course does not exist.")
+        raise CartError("course_not_found", _l("This course does not exist."))
     if course_id in owned_course_ids(user_id):
-        raise CartError("course_owned", "You already own this course.")
+        raise CartError("course_owned", _l("You already own this course."))
     cart = cart_for(user_id)
     if any(item.course_id == course_id for item in cart.items):
-        raise CartError("already_in_cart", "This course is already in your cart.")
+        raise CartError("already_in_cart", _l("This course is already in your cart."))
     cart.items.append(CartItem(course_id=course_id))
     db.session.flush()
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
@@ -45,7 +46,7 @@ def add(course_id: int) -> Response:
             flash(error.message, "error")
         else:
             db.session.commit()
-            flash("Added to your cart.", "success")
+            flash(_("Added to your cart."), "success")
     return redirect(url_for("cart.view"))
 
 
@@ -63,7 +64,7 @@ def remove(course_id: int) -> Response:
 def apply_coupon() -> Response:
     form = CouponForm()
     if not form.validate_on_submit():
-        flash("Enter a coupon code.", "error")
+        flash(_("Enter a coupon code."), "error")
         return redirect(url_for("cart.view"))
     try:
         services.apply_coupon(current_user.id, form.code.data)
@@ -71,7 +72,7 @@ def apply_coupon() -> Response:
         flash(error.message, "error")
     else:
         db.session.commit()
-        flash("Coupon applied.", "success")
+        flash(_("Coupon applied."), "success")
     return redirect(url_for("cart.view"))
 
 
@@ -91,7 +92,7 @@ def checkout() -> Response:
     # Validate against every enabled channel; checkout itself refuses one that rests.
     form.channel.choices = [SelectChoice(name, name) for name in enabled_channels()]
     if not form.validate_on_submit():
-        flash("Choose a payment method.", "error")
+        flash(_("Choose a payment method."), "error")
         return redirect(url_for("cart.view"))
     try:
         order_no = checkout_cart(current_user.id, form.channel.data)

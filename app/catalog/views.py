@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -45,7 +46,7 @@ def lesson(slug: str, position: int) -> str | Response:
     if lesson is None:
         abort(404)
     if not current_user.is_authenticated or course.id not in _owned():
-        flash("Buy this course to open its lessons.", "info")
+        flash(_("Buy this course to open its lessons."), "info")
         return redirect(url_for("catalog.course", slug=slug))
     services.record_lesson_view(current_user.id, lesson)
     db.session.commit()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectMultipleField, TextAreaField
 from wtforms.fields.choices import SelectChoice
@@ -7,6 +8,7 @@ from wtforms.validators import AnyOf, DataRequired, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.config import CHANNELS
+from app.i18n import current_language
 from app.money import display_yuan
 from app.payments.refund_workflow import RefundPolicy
 
@@ -21,14 +23,18 @@ class RefundRequestForm(FlaskForm):
     """The learner's refund request: the courses to give back, and why."""
 
     lines = SelectMultipleField(
-        "Courses to refund", coerce=int, choices=[],
+        _l("Courses to refund"), coerce=int, choices=[],
         widget=ListWidget(prefix_label=False), option_widget=CheckboxInput(),
     )
-    reason = TextAreaField("Reason", validators=[DataRequired(), Length(max=255)])
+    reason = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=255)])
 
     def offer(self, policy: RefundPolicy) -> None:
+        english = current_language() == "en"
         self.lines.choices = [
-            SelectChoice(line.order_line_id, f"{line.title} · {display_yuan(line.amount_fen)}")
+            SelectChoice(
+                line.order_line_id,
+                f"{line.title_en if english else line.title} · {display_yuan(line.amount_fen)}",
+            )
             for line in policy.lines
             if line.refundable
         ]

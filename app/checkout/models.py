@@ -10,6 +10,7 @@ from app.extensions import db
 from app.timeutil import system_now
 
 if TYPE_CHECKING:
+    from app.catalog.models import Course
     from app.earnings.models import OrderLineShare
 
 ORDER_STATUSES = ("pending", "paid", "partially_refunded", "refunded", "closed")
@@ -78,5 +79,7 @@ class OrderLine(db.Model):
     amount_fen: Mapped[int]
 
     order: Mapped[Order] = relationship(back_populates="lines")
+    # For the course's English title: ``title`` keeps the Chinese one as sold.
+    course: Mapped[Course] = relationship(viewonly=True)
     # Each author's part of the instructor share, fixed at sale (app/earnings).
     shares: Mapped[list[OrderLineShare]] = relationship(order_by="OrderLineShare.id")

@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 from typing import Sequence
 
 from flask import current_app
+from flask_babel import LazyString
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from app.accounts.models import User
@@ -22,6 +24,7 @@ from app.earnings.models import OrderLineShare
 from app.earnings.rules import authors_of, rate_for, split_share
 from app.errors import ServiceError
 from app.extensions import db
+from app.i18n import current_language
 from app.payments.models import PaymentAttempt
 from app.payments.registry import enabled_channels, unavailable_reason
 from app.timeutil import beijing, now
@@ -37,7 +40,7 @@ class IdempotencyConflict(CheckoutError):
     def __init__(self) -> None:
         super().__init__(
             "idempotency_conflict",
-            "This Idempotency-Key was already used with a different request.",
+            _l("This Idempotency-Key was already used with a different request."),
         )
 
 
@@ -49,6 +52,12 @@ class OrderRequest:
     channel: str
     idempotency_key: str | None = None
     fingerprint: str | None = None
+
+
+def in_reader_language(zh: str, en: str) -> LazyString:
+    """Text the data holds in both languages (course titles), chosen when the message
+    around it is read, in the reader's language."""
+    return LazyString(lambda: en if current_language() == "en" else zh)
 
 
 def new_order_no() -> str:
@@ -63,7 +72,7 @@ def _unused_order_no() -> str:
         order_no = new_order_no()
         if db.session.scalar(select(Order.id).where(Order.order_no == order_no)) is None:
             return order_no
-    raise CheckoutError("busy", "Please try again in a moment.")
+    raise CheckoutError("busy", _l("Please try again in a moment."))
 
 
 def find_by_idempotency_key(user_id: int, key: str) -> Order | None:
@@ -85,7 +94,7 @@ def place_order(request: OrderRequest) -> int:
                 raise IdempotencyConflict()
             return existing.id
     if request.channel not in enabled_channels():
-        raise CheckoutError("unknown_channel", "This payment method is not available.")
+        raise CheckoutError("unknown_channel", _l("This payment method is not available."))
     courses = _courses_for(request)
     # Serialise one learner's checkouts, so per-user coupon limits hold under races, and
     # two tabs cannot both open an order for the same course.
@@ -100,9 +109,9 @@ def place_order(request: OrderRequest) -> int:
     priced = quote(lines, tax_rate(), discount)
     if priced.total_fen <= 0:
         # Free orders need no channel; this release sells paid courses only.
-        raise CheckoutError("nothing_to_pay", "The order total must be above zero.")
+        raise CheckoutError("nothing_to_pay", _l("The order total must be above zero."))
     refusal = unavailable_reason(request.channel, priced.total_fen)
-    if refusal:
+    if refusal is not None:
         raise CheckoutError("channel_unavailable", refusal)
 
     expires_at = now() + timedelta(minutes=current_app.config["ORDER_TTL_MINUTES"])
@@ -137,7 +146,8 @@ def _sold_line(course: Course, priced: PricedLine, placed_at: datetime) -> Order
     rate_bps = rate_for(course, placed_at)
     if rate_bps is None:
         # Selling without a revenue-share rule would leave the instructor's part unexplained.
-        raise CheckoutError("not_for_sale", f"{course.title_zh} cannot be bought right now.")
+        raise CheckoutError("not_for_sale", _l("%(title)s cannot be bought right now.",
+                                               title=in_reader_language(course.title_zh, course.title_en)))
     line = OrderLine(
         course_id=course.id,
         title=course.title_zh,
@@ -179,11 +189,14 @@ def _waiting_order(request: OrderRequest, courses: Sequence[Course]) -> int | No
             return order.id
     if waiting:
         order = waiting[0]
-        titles = "、".join(line.title for line in order.lines if line.course_id in wanted)
+        shared = [line for line in order.lines if line.course_id in wanted]
+        titles = in_reader_language("、".join(line.title for line in shared),
+                                    ", ".join(line.course.title_en for line in shared))
         raise CheckoutError(
             "pending_order",
-            f"{titles} is already in order {order.order_no}, waiting for payment until "
-            f"{beijing(order.expires_at):%H:%M}. Pay that order, or order again after it expires.",
+            _l("%(titles)s is already in order %(order_no)s, waiting for payment until %(time)s. "
+               "Pay that order, or order again after it expires.",
+               titles=titles, order_no=order.order_no, time=f"{beijing(order.expires_at):%H:%M}"),
         )
     return None
 
@@ -191,17 +204,17 @@ def _waiting_order(request: OrderRequest, courses: Sequence[Course]) -> int | No
 def _courses_for(request: OrderRequest) -> list[Course]:
     course_ids = list(dict.fromkeys(request.course_ids))
     if not course_ids:
-        raise CheckoutError("empty_cart", "Choose at least one course.")
+        raise CheckoutError("empty_cart", _l("Choose at least one course."))
     if len(course_ids) > MAX_COURSES_PER_ORDER:
-        raise CheckoutError("too_many_courses", "Too many courses in one order.")
+        raise CheckoutError("too_many_courses", _l("Too many courses in one order."))
     courses = list(
         db.session.scalars(select(Course).where(Course.id.in_(course_ids), Course.is_published))
     )
     if len(courses) != len(course_ids):
-        raise CheckoutError("course_not_found", "A course in this order does not exist.")
+        raise CheckoutError("course_not_found", _l("A course in this order does not exist."))
     owned = owned_course_ids(request.user_id) & set(course_ids)
     if owned:
-        raise CheckoutError("course_owned", "You already own a course in this order.")
+        raise CheckoutError("course_owned", _l("You already own a course in this order."))
     order_of_request = {course_id: index for index, course_id in enumerate(course_ids)}
     return sorted(courses, key=lambda course: order_of_request[course.id])
 
@@ -277,11 +290,11 @@ def switch_channel(order_id: int, user_id: int, channel: str) -> ChannelSwitch:
     returned for the caller to close at their channels (after commit)."""
     order = db.session.get(Order, order_id)
     if order is None or order.user_id != user_id:
-        raise SwitchRefused("order_not_found", "No such order.")
+        raise SwitchRefused("order_not_found", _l("No such order."))
     if order.status != "pending" or now() >= order.expires_at:
-        raise SwitchRefused("order_not_pending", "This order can no longer be paid.")
+        raise SwitchRefused("order_not_pending", _l("This order can no longer be paid."))
     refusal = unavailable_reason(channel, order.total_fen)
-    if refusal:
+    if refusal is not None:
         raise SwitchRefused("channel_unavailable", refusal)
     current = current_attempt(order.id)
     if current is not None and current.channel == channel and current.status == "created":

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
@@ -54,13 +55,13 @@ def request_refund(order_no: str) -> str | Response:
             flash(error.message, "error")
         else:
             db.session.commit()
-            flash("Your refund request was sent. We will let you know the decision.", "success")
+            flash(_("Your refund request was sent. We will let you know the decision."), "success")
             return redirect(url_for("checkout.my_orders"))
     elif form.is_submitted() and form.errors:
         # A course no longer offered (refunded meanwhile, say from another tab) fails the
         # lines field; say that, not that the reason is missing.
-        flash("Choose courses of this order that can be refunded." if form.lines.errors
-              else "Please give a reason for the refund.", "error")
+        flash(_("Choose courses of this order that can be refunded.") if form.lines.errors
+              else _("Please give a reason for the refund."), "error")
     return render_template("checkout/refund.html", order=order, policy=policy, form=form)
 
 
@@ -98,7 +99,7 @@ def retry(order_no: str) -> Response:
             return redirect(url_for("checkout.pay", order_no=order_no))
         attempt = services.current_attempt(order.id)
         if attempt is None or attempt.qr_code is None:
-            flash("The payment channel did not answer. Please try again shortly.", "error")
+            flash(_("The payment channel did not answer. Please try again shortly."), "error")
     return redirect(url_for("checkout.pay", order_no=order_no))
 
 
@@ -109,7 +110,7 @@ def switch(order_no: str) -> Response:
     order = _my_order_or_404(order_no)
     form = ChannelForm()
     if not form.validate_on_submit():
-        flash("Choose a payment method.", "error")
+        flash(_("Choose a payment method."), "error")
         return redirect(url_for("checkout.pay", order_no=order_no))
     try:
         change_channel(order.id, current_user.id, form.channel.data)
@@ -119,7 +120,7 @@ def switch(order_no: str) -> Response:
         return redirect(url_for("checkout.pay", order_no=order_no))
     attempt = services.current_attempt(order.id)
     if attempt is not None and attempt.status == "created" and attempt.qr_code is None:
-        flash("The payment channel did not answer. Please try again shortly.", "error")
+        flash(_("The payment channel did not answer. Please try again shortly."), "error")
     return redirect(url_for("checkout.pay", order_no=order_no))
 
 

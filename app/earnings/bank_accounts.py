@@ -5,13 +5,14 @@ The keyring is the app's (`app.fieldkeys`): staff second-factor secrets share it
 """
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from app.audit.services import record
 from app.earnings.models import BankAccount, Payout
 from app.errors import ServiceError
 from app.extensions import db
-from app.fieldcrypto import SealedField, normalize_account_number
+from app.fieldcrypto import AccountNumberError, SealedField, normalize_account_number
 from app.fieldkeys import field_keyring
 from app.timeutil import now
 
@@ -19,10 +20,16 @@ MAX_NAME = 80
 # A cell starting with one of these is a formula to a spreadsheet: names go into the
 # bank file as typed (the bank's importer reads them raw), so such names are refused.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# normalize_account_number's refusals by their code: app.fieldcrypto is pure (no Flask),
+# so its English sentences are said again here, where they can be translated.
+NUMBER_REFUSALS = {
+    "length": _l("A bank account number is 8 to 30 digits."),
+    "wide_digits": _l("A bank account number is 8 to 30 digits. Please type them as half-width digits 0-9."),
+}
 
 
 class BankAccountError(ServiceError):
-    """Bank account details that cannot be stored."""
+    """Bank account details that cannot be stored (the message is lazy: `ServiceError`)."""
 
 
 def context_for(instructor_id: int) -> str:
@@ -45,15 +52,15 @@ def save_bank_account(
     """Store (or replace) where the instructor is paid. Audited, number never logged."""
     holder, bank_name = " ".join((holder or "").split()), " ".join((bank_name or "").split())
     if not holder or not bank_name:
-        raise BankAccountError("required", "Please give the account holder and the bank.")
+        raise BankAccountError("required", _l("Please give the account holder and the bank."))
     if len(holder) > MAX_NAME or len(bank_name) > MAX_NAME:
-        raise BankAccountError("too_long", f"Names are at most {MAX_NAME} characters.")
+        raise BankAccountError("too_long", _l("Names are at most %(max)s characters.", max=MAX_NAME))
     if holder.startswith(FORMULA_STARTS) or bank_name.startswith(FORMULA_STARTS):
-        raise BankAccountError("name", "A name cannot start with = + - or @.")
+        raise BankAccountError("name", _l("A name cannot start with = + - or @."))
     try:
         digits = normalize_account_number(number)
-    except ValueError as error:
-        raise BankAccountError("number", str(error)) from None
+    except AccountNumberError as error:
+        raise BankAccountError("number", NUMBER_REFUSALS[error.code]) from None
     sealed = field_keyring().encrypt(digits, context_for(instructor_id))
     account = db.session.get(BankAccount, instructor_id)
     before = _snapshot(account)

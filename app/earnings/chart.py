@@ -9,7 +9,8 @@ always gives the same string.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 SVG_NAMESPACE = "http://www.w3.org/2000/svg"
 
@@ -45,6 +46,31 @@ NO_EARNINGS_TEXT = "No earnings yet."
 MONTH_ABBREVIATIONS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
+
+def _english_month_count(count: int) -> str:
+    return f"{count} month{'s' if count != 1 else ''}"
+
+
+@dataclass(frozen=True)
+class ChartWords:
+    """What the chart says, in one language: English unless the caller (which knows the
+    reader's language; this module knows no Flask) passes other words.
+
+    ``summary`` and ``span`` are %-templates: ``summary`` with ``months`` (from
+    ``month_count``), ``span``, ``total``, ``highest_month``, ``highest``, ``lowest_month``
+    and ``lowest``; ``span`` with ``first`` and ``last``.
+    """
+
+    month_labels: tuple[str, ...] = MONTH_ABBREVIATIONS  # January first
+    no_earnings: str = NO_EARNINGS_TEXT
+    summary: str = ("Earnings for %(months)s, %(span)s: total %(total)s; "
+                    "highest %(highest_month)s %(highest)s; lowest %(lowest_month)s %(lowest)s.")
+    span: str = "%(first)s to %(last)s"
+    month_count: Callable[[int], str] = _english_month_count
+
+
+ENGLISH = ChartWords()
+
 _MONTH_RE = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 _ELEMENT_ID_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 # Characters XML 1.0 cannot carry at all, escaped or not; a title holding one would
@@ -53,18 +79,20 @@ _NOT_XML_CHAR_RE = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U00
 
 
 def monthly_earnings_svg(
-    months: Sequence[tuple[str, int]], title: str, *, element_id: str = "earnings-chart"
+    months: Sequence[tuple[str, int]], title: str, *, element_id: str = "earnings-chart",
+    words: ChartWords = ENGLISH,
 ) -> str:
     """An SVG document (for inlining in a page) with one bar per month, in the order given.
 
     Each item is ``("2026-11", amount_fen)``; an amount may be negative (refunds exceeded
     sales that month) and is drawn below the zero line in another colour. Each bar has a
     ``<title>`` with its month and amount in yuan. ``element_id`` prefixes the ids that
-    ``aria-labelledby`` points at; give each chart on one page its own.
+    ``aria-labelledby`` points at; give each chart on one page its own. ``words`` are the
+    chart's own texts (month labels, the summary for screen readers, the empty chart's).
 
-    Raises ValueError for a month that is not ``YYYY-MM`` or a malformed ``element_id``,
-    TypeError for an amount that is not an int. No months gives a small SVG saying there
-    are no earnings yet.
+    Raises ValueError for a month that is not ``YYYY-MM``, a malformed ``element_id`` or
+    words without twelve month labels, TypeError for an amount that is not an int. No
+    months gives a small SVG saying there are no earnings yet.
     """
     if not _ELEMENT_ID_RE.fullmatch(element_id):
         raise ValueError("element_id must start with a letter and hold only A-Z, a-z, 0-9, _ and -")
@@ -73,12 +101,14 @@ def monthly_earnings_svg(
             raise ValueError(f"month must be YYYY-MM, got {month!r}")
         if not isinstance(amount_fen, int) or isinstance(amount_fen, bool):
             raise TypeError("amount_fen must be an int")
+    if len(words.month_labels) != 12:
+        raise ValueError("words.month_labels must name the twelve months")
     if not months:
-        return _empty_svg(title, element_id)
-    return _bar_chart_svg(list(months), title, element_id)
+        return _empty_svg(title, element_id, words)
+    return _bar_chart_svg(list(months), title, element_id, words)
 
 
-def _bar_chart_svg(months: list[tuple[str, int]], title: str, element_id: str) -> str:
+def _bar_chart_svg(months: list[tuple[str, int]], title: str, element_id: str, words: ChartWords) -> str:
     amounts = [amount for _, amount in months]
     step, bottom, top = _axis(min(amounts), max(amounts))
     ticks = list(range(bottom, top + step, step))
@@ -97,7 +127,7 @@ def _bar_chart_svg(months: list[tuple[str, int]], title: str, element_id: str) -
     parts = [
         _open_svg(width, height, element_id),
         f'<title id="{element_id}-title">{_text(title)}</title>',
-        f'<desc id="{element_id}-desc">{_text(_summary(months))}</desc>',
+        f'<desc id="{element_id}-desc">{_text(_summary(months, words))}</desc>',
         f'<text x="16" y="24" font-size="{TITLE_FONT_SIZE}" font-weight="600" '
         f'fill="{TEXT_FILL}">{_text(title)}</text>',
         '<g class="grid">',
@@ -145,7 +175,7 @@ def _bar_chart_svg(months: list[tuple[str, int]], title: str, element_id: str) -
         year, month_number = month.split("-")
         parts.append(
             f'<text x="{center}" y="{_num(month_y)}">'
-            f"{MONTH_ABBREVIATIONS[int(month_number) - 1]}</text>"
+            f"{_text(words.month_labels[int(month_number) - 1])}</text>"
         )
         # The year only where it changes, so twelve labels of "2026" do not crowd the axis.
         if year != previous_year:
@@ -156,16 +186,16 @@ def _bar_chart_svg(months: list[tuple[str, int]], title: str, element_id: str) -
     return "".join(parts)
 
 
-def _empty_svg(title: str, element_id: str) -> str:
+def _empty_svg(title: str, element_id: str, words: ChartWords) -> str:
     width, height = MIN_PLOT_WIDTH, 96.0
     return "".join([
         _open_svg(width, height, element_id),
         f'<title id="{element_id}-title">{_text(title)}</title>',
-        f'<desc id="{element_id}-desc">{NO_EARNINGS_TEXT}</desc>',
+        f'<desc id="{element_id}-desc">{_text(words.no_earnings)}</desc>',
         f'<text x="16" y="24" font-size="{TITLE_FONT_SIZE}" font-weight="600" '
         f'fill="{TEXT_FILL}">{_text(title)}</text>',
         f'<text x="{_num(width / 2)}" y="64" font-size="{FONT_SIZE + 2}" text-anchor="middle" '
-        f'fill="{MUTED_FILL}">{NO_EARNINGS_TEXT}</text>',
+        f'fill="{MUTED_FILL}">{_text(words.no_earnings)}</text>',
         "</svg>",
     ])
 
@@ -199,19 +229,22 @@ def _axis(lowest_fen: int, highest_fen: int) -> tuple[int, int, int]:
         magnitude *= 10
 
 
-def _summary(months: list[tuple[str, int]]) -> str:
+def _summary(months: list[tuple[str, int]], words: ChartWords) -> str:
     """One sentence for screen readers, which do not read the bars' own titles."""
     total = sum(amount for _, amount in months)
     best = max(months, key=lambda item: item[1])
     worst = min(months, key=lambda item: item[1])
     first, last = months[0][0], months[-1][0]
-    count = f"{len(months)} month{'s' if len(months) != 1 else ''}"
-    span = first if len(months) == 1 else f"{first} to {last}"
-    return (
-        f"Earnings for {count}, {span}: total {_yuan(total, cents=True)}; "
-        f"highest {best[0]} {_yuan(best[1], cents=True)}; "
-        f"lowest {worst[0]} {_yuan(worst[1], cents=True)}."
-    )
+    span = first if len(months) == 1 else words.span % {"first": first, "last": last}
+    return words.summary % {
+        "months": words.month_count(len(months)),
+        "span": span,
+        "total": _yuan(total, cents=True),
+        "highest_month": best[0],
+        "highest": _yuan(best[1], cents=True),
+        "lowest_month": worst[0],
+        "lowest": _yuan(worst[1], cents=True),
+    }
 
 
 def _yuan(amount_fen: int, *, cents: bool) -> str:

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 from sqlalchemy import func, select
 
+from app.catalog.models import Course
+from app.checkout.models import Order, OrderLine
 from app.earnings.activity import recent_entries, rows_for
 from app.earnings.documents import StatementRow
 from app.earnings.models import Payout, Statement
@@ -64,3 +67,21 @@ def monthly_earnings(instructor_id: int) -> list[tuple[str, int]]:
 def recent_activity(instructor_id: int, limit: int = 50) -> list[StatementRow]:
     """The latest sales, refunds, payouts and adjustments, newest first."""
     return rows_for(recent_entries(instructor_id, limit), instructor_id)
+
+
+def english_titles(rows: Iterable[StatementRow]) -> dict[tuple[str, str], str]:
+    """The English title of each row's course, by (order number, title as sold).
+
+    A row keeps the Chinese title its order line was sold under, as the statement files
+    print it; a page read in English names the course by its English title instead.
+    """
+    order_nos = {row.order_no for row in rows if row.order_no}
+    if not order_nos:
+        return {}
+    sold = db.session.execute(
+        select(Order.order_no, OrderLine.title, Course.title_en)
+        .join(OrderLine, OrderLine.order_id == Order.id)
+        .join(Course, Course.id == OrderLine.course_id)
+        .where(Order.order_no.in_(order_nos))
+    )
+    return {(order_no, title): title_en for order_no, title, title_en in sold}

@@ -5,22 +5,27 @@ in any URL, so nobody can ask for someone else's.
 """
 from __future__ import annotations
 
+from babel.dates import get_month_names
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, url_for
+from flask_babel import get_locale, ngettext
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from markupsafe import Markup
 from sqlalchemy import select
 
 from app.catalog.models import Instructor
 from app.earnings.bank_accounts import BankAccountError, account_of, masked_number, save_bank_account
-from app.earnings.chart import monthly_earnings_svg
-from app.earnings.documents import StatementDocument
+from app.earnings.chart import ChartWords, monthly_earnings_svg
+from app.earnings.documents import StatementDocument, StatementRow
 from app.earnings.forms import BankAccountForm
 from app.earnings.periods import parse_period, period_of
 from app.earnings.payouts import payouts_of
+from app.earnings.rules import RULE_TEXT
 from app.earnings.statement_files import statement_csv, statement_pdf
 from app.earnings.statements import find_statement, open_document, statements_of, stored_document
-from app.earnings.summary import monthly_earnings, recent_activity, summary_of
+from app.earnings.summary import english_titles, monthly_earnings, recent_activity, summary_of
 from app.extensions import db
+from app.i18n import current_language
 from app.timeutil import now
 
 bp = Blueprint("earnings", __name__, url_prefix="/earnings")
@@ -36,19 +41,39 @@ def _instructor() -> Instructor:
     return instructor
 
 
+def _chart_words() -> ChartWords:
+    """The chart's words in the reader's language (the chart itself knows no Flask)."""
+    months = get_month_names("abbreviated", "stand-alone", locale=get_locale())
+    return ChartWords(
+        month_labels=tuple(months[number] for number in range(1, 13)),
+        no_earnings=_("No earnings yet."),
+        summary=_("Earnings for %(months)s, %(span)s: total %(total)s; highest %(highest_month)s "
+                  "%(highest)s; lowest %(lowest_month)s %(lowest)s."),
+        span=_("%(first)s to %(last)s"),
+        month_count=lambda count: ngettext("%(num)d month", "%(num)d months", count),
+    )
+
+
+def _course_titles(rows: list[StatementRow]) -> dict[tuple[str, str], str]:
+    """Rows name a course as it was sold, in Chinese; in English, by its English title."""
+    return english_titles(rows) if current_language() == "en" else {}
+
+
 @bp.route("/")
 @login_required
 def index() -> str:
     instructor = _instructor()
-    chart = monthly_earnings_svg(monthly_earnings(instructor.id), "Monthly earnings 月度收益")
+    chart = monthly_earnings_svg(monthly_earnings(instructor.id), _("Monthly earnings"), words=_chart_words())
     account = account_of(instructor.id)
+    activity = recent_activity(instructor.id)
     return render_template(
         "earnings/index.html",
         instructor=instructor,
         summary=summary_of(instructor.id),
         # Drawn by our own code from numbers, every text in it escaped (app/earnings/chart.py).
         chart=Markup(chart),
-        activity=recent_activity(instructor.id),
+        activity=activity,
+        course_titles=_course_titles(activity),
         statements=statements_of(instructor.id),
         open_period=period_of(now()),
         payouts=payouts_of(instructor.id)[:12],
@@ -69,10 +94,23 @@ def _document(instructor: Instructor, period: str) -> StatementDocument:
     abort(404)
 
 
+def _rule_text(document: StatementDocument) -> str:
+    """How shares are computed: today's rule in the reader's language; a statement closed
+    under other words keeps them."""
+    if document.rule_text == RULE_TEXT:
+        return _("Share = rate × (line amount − tax), rounded half up to the fen; co-authors split it "
+                 "by their agreed weights (largest remainder). Channel fees are borne by the platform.")
+    return document.rule_text
+
+
 @bp.route("/statements/<period>")
 @login_required
 def statement(period: str) -> str:
-    return render_template("earnings/statement.html", document=_document(_instructor(), period))
+    document = _document(_instructor(), period)
+    return render_template(
+        "earnings/statement.html", document=document, rule_text=_rule_text(document),
+        course_titles=_course_titles(list(document.rows)),
+    )
 
 
 def _download(body: bytes, mimetype: str, filename: str) -> Response:
@@ -107,7 +145,7 @@ def bank_account() -> str | Response:
         form.account_number.render_kw = {**(form.account_number.render_kw or {}), "value": ""}
     if form.validate_on_submit():
         if not current_user.check_password(form.password.data or ""):
-            form.password.errors = ["The password is not right."]
+            form.password.errors = [_("The password is not right.")]
         else:
             try:
                 save_bank_account(instructor.id, form.account_holder.data or "", form.bank_name.data or "",
@@ -117,7 +155,7 @@ def bank_account() -> str | Response:
                 form.account_number.errors = [error.message]
             else:
                 db.session.commit()
-                flash("Your payout account was saved.", "success")
+                flash(_("Your payout account was saved."), "success")
                 return redirect(url_for("earnings.index"))
     elif account is not None and not form.is_submitted():
         form.account_holder.data = account.account_holder

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -24,22 +26,48 @@ from app.timeutil import now
 
 RECENT_LIMIT = 50
 CHANNEL_CHOICES = [
-    SelectChoice("*", "both channels"),
-    SelectChoice("alipay", "Alipay"),
-    SelectChoice("wechat", "WeChat Pay"),
+    SelectChoice("*", _l("both channels")),
+    SelectChoice("alipay", _l("Alipay")),
+    SelectChoice("wechat", _l("WeChat Pay")),
 ]
+CHANNEL_NAMES = {"alipay": _l("Alipay"), "wechat": _l("WeChat Pay")}
+
+# What the page calls the identifiers the emulator stores: in English the identifiers
+# themselves (as the protocols, the tests and the logs name them), in Chinese words.
+FAULT_MODE_LABELS = {
+    "drop_notify": _l("drop_notify"),
+    "delay_notify": _l("delay_notify"),
+    "duplicate_notify": _l("duplicate_notify"),
+    "shuffle_notify": _l("shuffle_notify"),
+    "api_error": _l("api_error"),
+    "api_unknown": _l("api_unknown"),
+    "api_timeout": _l("api_timeout"),
+}
+FAULT_CHANNEL_LABELS = {"*": _l("both"), "alipay": _l("alipay"), "wechat": _l("wechat")}
+TRADE_STATE_LABELS = {
+    trades.PRECREATED: _l("precreated"),
+    trades.WAIT_BUYER_PAY: _l("WAIT_BUYER_PAY"),
+    trades.TRADE_SUCCESS: _l("TRADE_SUCCESS"),
+    trades.TRADE_CLOSED: _l("TRADE_CLOSED"),
+    wechat_trades.NOTPAY: _l("NOTPAY"),
+    wechat_trades.SUCCESS: _l("SUCCESS"),
+    wechat_trades.CLOSED: _l("CLOSED"),
+    wechat_trades.REFUND: _l("REFUND"),
+}
 
 
 class FaultForm(FlaskForm):
-    mode = SelectField("Mode", choices=[SelectChoice(mode) for mode in FAULT_MODES])
-    channel = SelectField("Channel", choices=CHANNEL_CHOICES, default="*")
+    mode = SelectField(
+        _l("Mode"), choices=[SelectChoice(mode, FAULT_MODE_LABELS[mode]) for mode in FAULT_MODES]
+    )
+    channel = SelectField(_l("Channel"), choices=CHANNEL_CHOICES, default="*")
     out_trade_no = StringField(
-        "out_trade_no (empty: every trade)", validators=[Optional(), Length(max=64)]
+        _l("out_trade_no (empty: every trade)"), validators=[Optional(), Length(max=64)]
     )
     delay_seconds = IntegerField(
-        "Delay (s, delay_notify)", default=0, validators=[InputRequired(), NumberRange(min=0)]
+        _l("Delay (s, delay_notify)"), default=0, validators=[InputRequired(), NumberRange(min=0)]
     )
-    submit = SubmitField("Switch on")
+    submit = SubmitField(_l("Switch on"))
 
 
 @dataclass(frozen=True)
@@ -153,6 +181,10 @@ def _index_page(form: FaultForm | None = None, status: int = 200) -> tuple[str, 
             faults=faults.active_faults(),
             fault_form=form or FaultForm(),
             clear_form=ButtonForm(),
+            channels=CHANNEL_NAMES,
+            fault_modes=FAULT_MODE_LABELS,
+            fault_channels=FAULT_CHANNEL_LABELS,
+            trade_states=TRADE_STATE_LABELS,
         ),
         status,
     )
@@ -182,28 +214,29 @@ def fault_on() -> Response | tuple[str, int]:
         delay_seconds=form.delay_seconds.data or 0,
     )
     db.session.commit()
-    target = (form.out_trade_no.data or "").strip() or "every trade"
-    flash(f"Fault {form.mode.data} is on for {form.channel.data} / {target}.")
+    target = (form.out_trade_no.data or "").strip() or _("every trade")
+    flash(_("Fault %(mode)s is on for %(channel)s / %(target)s.", mode=FAULT_MODE_LABELS[form.mode.data],
+            channel=FAULT_CHANNEL_LABELS.get(form.channel.data, form.channel.data), target=target))
     return redirect(url_for("gateway.index"))
 
 
 @bp.post("/faults/<int:fault_id>/clear")
 def fault_off(fault_id: int) -> Response:
     if not ButtonForm().validate_on_submit():
-        flash("The form expired; please try again.")
+        flash(_("The form expired; please try again."))
         return redirect(url_for("gateway.index"))
     removed = faults.clear_fault(fault_id)
     db.session.commit()
-    flash("Fault cleared." if removed else "That fault was already off.")
+    flash(_("Fault cleared.") if removed else _("That fault was already off."))
     return redirect(url_for("gateway.index"))
 
 
 @bp.post("/faults/clear")
 def faults_off() -> Response:
     if not ButtonForm().validate_on_submit():
-        flash("The form expired; please try again.")
+        flash(_("The form expired; please try again."))
         return redirect(url_for("gateway.index"))
     removed = faults.clear_faults()
     db.session.commit()
-    flash(f"All faults cleared ({removed}).")
+    flash(_("All faults cleared (%(count)s).", count=removed))
     return redirect(url_for("gateway.index"))

@@ -8,6 +8,8 @@ as backing out of the Alipay app does.
 from __future__ import annotations
 
 from flask import abort, render_template
+from flask_babel import LazyString
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from werkzeug.exceptions import NotFound
 
@@ -18,7 +20,11 @@ from app.gateway.identity import alipay_identity
 from app.gateway.models import GatewayAlipayTrade
 from app.gateway.notifier import notify_after_commit, schedule_notification
 
-STALE_MESSAGE = "The trade changed meanwhile; this is its state now."
+# What the payer is told, in the payer's language (the protocol answers stay as the
+# channels word them).
+STALE_MESSAGE = _l("The trade changed meanwhile; this is its state now.")
+EXPIRED_FORM_MESSAGE = _l("The form expired; please try again.")
+CANNOT_PAY_MESSAGE = _l("This payment can no longer be made.")
 
 
 class ButtonForm(FlaskForm):
@@ -33,7 +39,7 @@ def _trade_or_404(token: str) -> GatewayAlipayTrade:
 
 
 def _page(
-    trade: GatewayAlipayTrade, message: str | None = None, status: int = 200
+    trade: GatewayAlipayTrade, message: str | LazyString | None = None, status: int = 200
 ) -> tuple[str, int]:
     return (
         render_template(
@@ -70,14 +76,14 @@ def alipay_confirm(token: str) -> tuple[str, int]:
     trade = _trade_or_404(token)
     form = ButtonForm()
     if not form.validate_on_submit():
-        return _page(trade, "The form expired; please try again.", status=400)
+        return _page(trade, EXPIRED_FORM_MESSAGE, status=400)
     try:
         trades.pay_trade(trade, alipay_identity().sandbox_buyer)
         notification_id = schedule_notification(trade)
         db.session.commit()
     except trades.TradeError:
         db.session.commit()  # keeps a lazy expiry that the refusal may have found
-        return _page(trade, "This payment can no longer be made.", status=409)
+        return _page(trade, CANNOT_PAY_MESSAGE, status=409)
     except trades.StaleTrade:
         db.session.rollback()
         return _page(_trade_or_404(token), STALE_MESSAGE, 409)
@@ -91,5 +97,5 @@ def alipay_cancel(token: str) -> tuple[str, int]:
     trade = _trade_or_404(token)
     form = ButtonForm()
     if not form.validate_on_submit():
-        return _page(trade, "The form expired; please try again.", status=400)
-    return _page(trade, "Payment cancelled. The trade stays open until it expires.")
+        return _page(trade, EXPIRED_FORM_MESSAGE, status=400)
+    return _page(trade, _l("Payment cancelled. The trade stays open until it expires."))

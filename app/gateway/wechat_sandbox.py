@@ -8,13 +8,15 @@ Cancel leaves the order unpaid, as backing out of the app does.
 from __future__ import annotations
 
 from flask import abort, render_template
+from flask_babel import LazyString
+from flask_babel import lazy_gettext as _l
 
 from app.extensions import db
 from app.gateway import wechat_trades
 from app.gateway.blueprint import bp
 from app.gateway.identity import wechat_identity
 from app.gateway.notifier import notify_after_commit, schedule_notification
-from app.gateway.sandbox import STALE_MESSAGE, ButtonForm
+from app.gateway.sandbox import CANNOT_PAY_MESSAGE, EXPIRED_FORM_MESSAGE, STALE_MESSAGE, ButtonForm
 from app.gateway.trades import StaleTrade
 from app.gateway.wechat_models import GatewayWechatTrade
 
@@ -27,7 +29,7 @@ def _trade_or_404(token: str) -> GatewayWechatTrade:
 
 
 def _page(
-    trade: GatewayWechatTrade, message: str | None = None, status: int = 200
+    trade: GatewayWechatTrade, message: str | LazyString | None = None, status: int = 200
 ) -> tuple[str, int]:
     return (
         render_template(
@@ -58,14 +60,14 @@ def wechat_confirm(token: str) -> tuple[str, int]:
     trade = _trade_or_404(token)
     form = ButtonForm()
     if not form.validate_on_submit():
-        return _page(trade, "The form expired; please try again.", status=400)
+        return _page(trade, EXPIRED_FORM_MESSAGE, status=400)
     try:
         wechat_trades.pay(trade, wechat_identity().sandbox_openid)
         notification_id = schedule_notification(trade)
         db.session.commit()
     except wechat_trades.WechatRefusal:
         db.session.commit()  # keeps a lazy expiry that the refusal may have found
-        return _page(trade, "This payment can no longer be made.", status=409)
+        return _page(trade, CANNOT_PAY_MESSAGE, status=409)
     except StaleTrade:
         db.session.rollback()
         return _page(_trade_or_404(token), STALE_MESSAGE, 409)
@@ -79,5 +81,5 @@ def wechat_cancel(token: str) -> tuple[str, int]:
     trade = _trade_or_404(token)
     form = ButtonForm()
     if not form.validate_on_submit():
-        return _page(trade, "The form expired; please try again.", status=400)
-    return _page(trade, "Payment cancelled. The order stays unpaid until it expires.")
+        return _page(trade, EXPIRED_FORM_MESSAGE, status=400)
+    return _page(trade, _l("Payment cancelled. The order stays unpaid until it expires."))

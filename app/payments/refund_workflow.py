@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 from typing import Sequence
 
 from flask import current_app
+from flask_babel import LazyString
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from app.accounts.models import User
@@ -35,14 +37,17 @@ MAX_REASON = 255
 
 
 class RefundError(ServiceError):
-    """A refund step that cannot be taken; ``message`` is for the person who tried."""
+    """A refund step that cannot be taken; ``message`` is for the person who tried. The
+    learner's are translated (`ServiceError`); staff decisions are the back office's, in
+    English."""
 
 
 @dataclass(frozen=True)
 class RefundableLine:
     order_line_id: int
     course_id: int
-    title: str
+    title: str  # as sold, in Chinese
+    title_en: str
     amount_fen: int
     refundable: bool  # not already refunded or being refunded
     lessons_opened: int
@@ -52,7 +57,7 @@ class RefundableLine:
 @dataclass(frozen=True)
 class RefundPolicy:
     refundable: bool
-    problem: str | None  # why not, for the learner
+    problem: LazyString | None  # why not, for the learner (translated when read)
     window_ends_at: datetime | None
     lines: tuple[RefundableLine, ...]
 
@@ -60,7 +65,7 @@ class RefundPolicy:
 def _clean_reason(reason: str) -> str:
     text = " ".join((reason or "").split())
     if not text:
-        raise RefundError("reason_required", "Please give a reason.")
+        raise RefundError("reason_required", _l("Please give a reason."))
     return text[:MAX_REASON]
 
 
@@ -95,21 +100,22 @@ def refund_policy(order_id: int) -> RefundPolicy:
     """What of this order can be refunded now, and the consumption staff weigh."""
     order = db.session.get(Order, order_id)
     if order is None:
-        return RefundPolicy(False, "No such order.", None, ())
+        return RefundPolicy(False, _l("No such order."), None, ())
     window_ends_at = None
     problem = None
     if order.status not in REFUNDABLE_ORDER_STATUSES or order.paid_at is None:
-        problem = "Only a paid order can be refunded."
+        problem = _l("Only a paid order can be refunded.")
     else:
         window_ends_at = order.paid_at + timedelta(days=current_app.config["REFUND_WINDOW_DAYS"])
         if now() >= window_ends_at:
-            problem = "The refund window of this order has closed."
+            problem = _l("The refund window of this order has closed.")
     taken = _lines_under(order.id, COMMITTED_STATUSES)
     lines = tuple(
         RefundableLine(
             order_line_id=line.id,
             course_id=line.course_id,
             title=line.title,
+            title_en=line.course.title_en,
             amount_fen=line.amount_fen,
             refundable=line.id not in taken,
             lessons_opened=_lessons_opened(order.user_id, line.course_id),
@@ -118,7 +124,7 @@ def refund_policy(order_id: int) -> RefundPolicy:
         for line in order.lines
     )
     if problem is None and not any(line.refundable for line in lines):
-        problem = "Everything in this order has been refunded or is being refunded."
+        problem = _l("Everything in this order has been refunded or is being refunded.")
     return RefundPolicy(problem is None, problem, window_ends_at, lines)
 
 
@@ -139,17 +145,18 @@ def request_refund(order_id: int, user_id: int, line_ids: Sequence[int] | None, 
     text = _clean_reason(reason)
     order = _locked_order(order_id)
     if order is None or order.user_id != user_id:
-        raise RefundError("order_not_found", "No such order.")
+        raise RefundError("order_not_found", _l("No such order."))
     policy = refund_policy(order.id)
     if not policy.refundable:
-        raise RefundError("not_refundable", policy.problem or "This order cannot be refunded.")
+        raise RefundError("not_refundable", policy.problem if policy.problem is not None
+                          else _l("This order cannot be refunded."))
     refundable = {line.order_line_id: line for line in policy.lines if line.refundable}
     wanted = set(refundable) if not line_ids else set(line_ids)
     if not wanted or not wanted <= set(refundable):
-        raise RefundError("lines_not_refundable", "Choose courses of this order that can be refunded.")
+        raise RefundError("lines_not_refundable", _l("Choose courses of this order that can be refunded."))
     attempt = paying_attempt(order.id)
     if attempt is None:
-        raise RefundError("no_payment", "No payment of this order can be refunded.")
+        raise RefundError("no_payment", _l("No payment of this order can be refunded."))
     sequence = (db.session.scalar(select(func.count(Refund.id)).where(Refund.attempt_id == attempt.id)) or 0) + 1
     refund = Refund(
         refund_no=f"{attempt.out_trade_no}R{sequence:02d}",

@@ -11,6 +11,8 @@ from typing import Any, Mapping
 
 import requests
 from flask import Flask, current_app
+from flask_babel import LazyString
+from flask_babel import lazy_gettext as _l
 
 from app.config import (
     CHANNELS,
@@ -29,7 +31,7 @@ from app.payments.keys import alipay_keys, wechat_keys
 from app.timeutil import as_aware, system_now
 
 _EXTENSION_KEY = "cashier.channels"
-LABELS = {"alipay": "Alipay 支付宝", "wechat": "WeChat Pay 微信支付"}
+LABELS = {"alipay": _l("Alipay"), "wechat": _l("WeChat Pay")}
 
 
 class UnknownChannel(LookupError):
@@ -41,9 +43,9 @@ class ChannelOption:
     """A channel as the pay page shows it; ``reason`` says why it cannot be used now."""
 
     name: str
-    label: str
+    label: LazyString
     available: bool
-    reason: str | None = None
+    reason: LazyString | None = None
 
 
 def alipay_settings(config: Mapping[str, Any]) -> AlipaySettings:
@@ -122,18 +124,19 @@ def channel_options(amount_fen: int) -> list[ChannelOption]:
     for name in enabled_channels():
         reason = None
         if amount_fen > max_amount_fen(name):
-            reason = "The amount is above this channel's limit."
+            reason = _l("The amount is above this channel's limit.")
         elif not is_healthy(name):
-            reason = "Temporarily unavailable; please use another payment method."
+            reason = _l("Temporarily unavailable; please use another payment method.")
         options.append(ChannelOption(name, LABELS[name], reason is None, reason))
     return options
 
 
-def unavailable_reason(channel: str, amount_fen: int) -> str | None:
-    """None when ``channel`` may take ``amount_fen`` now, else why not (for the learner)."""
+def unavailable_reason(channel: str, amount_fen: int) -> LazyString | None:
+    """None when ``channel`` may take ``amount_fen`` now, else why not (for the learner,
+    translated when read: compare it with None, as its truth would translate it)."""
     if channel not in enabled_channels():
-        return "This payment method is not available."
+        return _l("This payment method is not available.")
     for option in channel_options(amount_fen):
         if option.name == channel:
             return option.reason
-    return "This payment method is not available."
+    return _l("This payment method is not available.")

@@ -28,13 +28,17 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, jsonify, request
+from flask_babel import LazyString
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_login import current_user
 
 from app.accounts.services import normalize_email, user_for_token
 from app.api.views import bearer_token
-from app.errors import wants_json
+from app.errors import error_page, wants_json
 
 
 def by_address() -> str:
@@ -79,23 +83,23 @@ class Guard:
 
     setting: str
     key: Callable[[], str]
-    message: str
+    message: LazyString  # translated when a visitor over the limit reads it
     scope: str | None = None
 
 
 LOGIN_ADDRESS = Guard("RATELIMIT_LOGIN_PER_ADDRESS", by_address,
-                      "Too many sign-in attempts from your network.")
+                      _l("Too many sign-in attempts from your network."))
 LOGIN_ACCOUNT = Guard("RATELIMIT_LOGIN_PER_ACCOUNT", by_submitted_account,
-                      "Too many sign-in attempts for this account.")
+                      _l("Too many sign-in attempts for this account."))
 REGISTER_ADDRESS = Guard("RATELIMIT_REGISTER_PER_ADDRESS", by_address,
-                         "Too many accounts registered from your network.")
+                         _l("Too many accounts registered from your network."))
 REGISTER_ACCOUNT = Guard("RATELIMIT_REGISTER_PER_ACCOUNT", by_submitted_account,
-                         "Too many registrations for this e-mail address.")
-COUPON = Guard("RATELIMIT_COUPON_PER_USER", by_user, "Too many coupon codes tried.")
+                         _l("Too many registrations for this e-mail address."))
+COUPON = Guard("RATELIMIT_COUPON_PER_USER", by_user, _l("Too many coupon codes tried."))
 # Checkout, a new QR code, another channel and an API order each ask the channel for a
 # QR code: one budget for all of them.
-QR_CODE = Guard("RATELIMIT_QR_PER_USER", by_payer, "Too many payment QR codes requested.", scope="qr-code")
-API = Guard("RATELIMIT_API_PER_TOKEN", by_token, "Too many API requests with this token.", scope="api")
+QR_CODE = Guard("RATELIMIT_QR_PER_USER", by_payer, _l("Too many payment QR codes requested."), scope="qr-code")
+API = Guard("RATELIMIT_API_PER_TOKEN", by_token, _l("Too many API requests with this token."), scope="api")
 
 # Endpoint → its limits; they count form submissions (POST) only.
 ROUTE_LIMITS: dict[str, tuple[Guard, ...]] = {
@@ -137,10 +141,13 @@ def _limit(limiter: Limiter, app: Flask, guard: Guard, methods: list[str] | None
     """The Flask-Limiter decorator for ``guard``: limits without a scope count each
     route apart, so a budget several routes share (a whole blueprint's) has one."""
     amounts = app.config[guard.setting]
+    # A callable, read when a limit is hit: Flask-Limiter hashes its limits, and hashing a
+    # lazy string would translate it with no visitor to translate for.
+    message = lambda: str(guard.message)  # noqa: E731
     if guard.scope:
         return limiter.shared_limit(amounts, guard.scope, key_func=guard.key, methods=methods,
-                                    error_message=guard.message)
-    return limiter.limit(amounts, key_func=guard.key, methods=methods, error_message=guard.message)
+                                    error_message=message)
+    return limiter.limit(amounts, key_func=guard.key, methods=methods, error_message=message)
 
 
 def too_many_requests(limiter: Limiter, error: RateLimitExceeded) -> tuple[Response | str, int, dict]:
@@ -148,15 +155,14 @@ def too_many_requests(limiter: Limiter, error: RateLimitExceeded) -> tuple[Respo
     breached = limiter.current_limit
     reset_at = breached.reset_at if breached is not None else time.time() + 60
     wait = max(1, math.ceil(reset_at - time.time()))
-    message = f"{error.description} Please wait {_duration(wait)} and try again."
+    message = _("%(limit)s Please wait %(duration)s and try again.", limit=error.description, duration=_duration(wait))
     headers = {"Retry-After": str(wait)}
     if wants_json():
         return jsonify(code="too_many_requests", message=message, retry_after=wait), 429, headers
-    return render_template("errors/error.html", code=429, message=message), 429, headers
+    return error_page(429, message), 429, headers
 
 
 def _duration(seconds: int) -> str:
     if seconds < 90:
-        return f"{seconds} second{'s' if seconds != 1 else ''}"
-    minutes = math.ceil(seconds / 60)
-    return f"{minutes} minutes"
+        return ngettext("%(num)d second", "%(num)d seconds", seconds)
+    return ngettext("%(num)d minute", "%(num)d minutes", math.ceil(seconds / 60))

@@ -33,7 +33,7 @@ _SCRUBBED = (
     "DATABASE_URL", "REDIS_URL", "JOBS_QUEUE_PREFIX", "PUBLIC_BASE_URL", "KEYS_DIR",
     "SECRET_KEY", "TAX_RATE", "APP_ENV", "PAYMENT_GATEWAY_EMULATOR", "FLASK_APP",
     "FLASK_DEBUG", "FLASK_RUN_PORT", "FLASK_RUN_HOST", "BACKGROUND_TICKER",
-    "SEED_DEMO_ON_START", "GATEWAY_NOTIFY_SYNC",
+    "SEED_DEMO_ON_START", "GATEWAY_NOTIFY_SYNC", "DEFAULT_LOCALE",
 )
 
 
@@ -154,6 +154,9 @@ def site_environment(database_url: str, keys_dir: Path, port: int) -> dict[str, 
         PAYMENT_GATEWAY_EMULATOR="1",
         SECRET_KEY="e2e-secret-key-that-is-long-enough-0000",
         TAX_RATE="0.05",
+        # Clients that send no Accept-Language (requests) read English, as the in-process
+        # tests do; the browser journeys ask for Chinese, the platform's language.
+        DEFAULT_LOCALE="en",
         PYTHONUNBUFFERED="1",
     )
     return env
