@@ -17,8 +17,10 @@ import pytest
 from flask import Flask
 
 from tests.conftest import Clock
-from tests.test_i18n_pages import PAGES
+from tests.test_i18n_pages import pages_of, visitor_world
 from tests.test_route_matrix import World, build_world
+
+__all__ = ["visitor_world"]  # the fixture, shared with the language scan
 
 STYLESHEETS = [Path(__file__).resolve().parents[1] / "static" / "css" / name for name in ("site.css", "gateway.css")]
 # Inputs a reader never fills in: no label needed.
@@ -90,18 +92,9 @@ def parts_of(page: str) -> PageParts:
     return parser
 
 
-@pytest.fixture(params=sorted(PAGES))
-def visitor_world(request: pytest.FixtureRequest, app: Flask, clock: Clock) -> Iterator[World]:
-    yield build_world(app, clock, request.param)
-
-
 def rendered_pages(world: World) -> Iterator[tuple[str, str, PageParts]]:
-    for template in PAGES[world.visitor]:
-        url = world.url(template)
-        for language in ("zh-CN", "en"):
-            response = world.client.get(url, headers={"Accept-Language": language})
-            assert response.status_code in (200, 403, 404), (url, response.status_code)
-            yield url, language, parts_of(response.text)
+    for url, language, page in pages_of(world):
+        yield url, language, parts_of(page)
 
 
 def test_every_form_field_has_a_label_and_every_image_a_text_alternative(visitor_world: World) -> None:

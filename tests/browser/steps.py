@@ -107,13 +107,18 @@ def apply_coupon_and_check_out(
                      "tax": expected.tax_fen, "total": expected.total_fen}
     journey.shot(page, "cart-with-coupon")
 
+    return Purchase(check_out(page, channel), expected.total_fen, courses)
+
+
+def check_out(page: Page, channel: str) -> str:
+    """Check the cart out with ``channel``; the new order's number, from the pay page's URL."""
     checkout = page.locator("form[action$='/cart/checkout']")
     checkout.locator(f"input[name=channel][value={channel}]").check()
     checkout.locator("button[type=submit]").click()
     page.wait_for_url(_PAY_PATH)
     match = _PAY_PATH.search(page.url)
     assert match, page.url
-    return Purchase(match.group(1), expected.total_fen, courses)
+    return match.group(1)
 
 
 def buy_two_courses(journey: Journey, page: Page, channel: str) -> Purchase:

@@ -20,6 +20,7 @@ from tests.browser.steps import (
     LEARNER_PASSWORD,
     add_two_courses,
     apply_coupon_and_check_out,
+    check_out,
     confirm_on_phone,
     log_in,
     read_qr_code,
@@ -36,7 +37,6 @@ PENDING_SLUG = "mlops"
 CART_SLUG, CART_COUPON = "flask-web", "SAVE20"  # SAVE20 needs ¥100; the course is ¥199
 UNOWNED_SLUG = "distributed-systems"
 NOT_FOUND, UNKNOWN_QR = "/no-such-page", "/gateway/alipay/qr/no-such-code"
-_PAY_PATH = re.compile(r"/orders/([A-Za-z0-9]+)/pay$")
 
 # What sticks out past the right edge, named tag#id.class; an element inside a box that
 # scrolls or clips sideways (the .table-scroll wrapper) does not move the page.
@@ -108,16 +108,6 @@ def add_to_cart(page: Page, slug: str) -> None:
     page.goto(f"/courses/{slug}")
     page.locator("main form[action*='/cart/add/'] button[type=submit]").click()
     page.wait_for_url("**/cart/")
-
-
-def check_out(page: Page, channel: str) -> str:
-    checkout = page.locator("form[action$='/cart/checkout']")
-    checkout.locator(f"input[name=channel][value={channel}]").check()
-    checkout.locator("button[type=submit]").click()
-    page.wait_for_url(_PAY_PATH)
-    match = _PAY_PATH.search(page.url)
-    assert match, page.url
-    return match.group(1)
 
 
 def learner_pages(paid: str, pending: str, bought_slug: str) -> list[tuple[str, str]]:
