@@ -82,4 +82,6 @@ class OrderLine(db.Model):
     # For the course's English title: ``title`` keeps the Chinese one as sold.
     course: Mapped[Course] = relationship(viewonly=True)
     # Each author's part of the instructor share, fixed at sale (app/earnings).
-    shares: Mapped[list[OrderLineShare]] = relationship(order_by="OrderLineShare.id")
+    # Loaded with the lines, in one query for all of them: every posting of a line
+    # (sale, refund, release) and every statement reads its shares.
+    shares: Mapped[list[OrderLineShare]] = relationship(order_by="OrderLineShare.id", lazy="selectin")

@@ -159,12 +159,16 @@ def _fulfil(order: Order, attempt: PaymentAttempt, fee_fen: int) -> None:
 
 
 def grant_enrollments(order: Order) -> None:
+    # One query for every course of the order, not one per line.
+    existing = {
+        enrollment.course_id: enrollment
+        for enrollment in db.session.scalars(select(Enrollment).where(
+            Enrollment.user_id == order.user_id,
+            Enrollment.course_id.in_([line.course_id for line in order.lines]),
+        ))
+    }
     for line in order.lines:
-        enrollment = db.session.scalar(
-            select(Enrollment).where(
-                Enrollment.user_id == order.user_id, Enrollment.course_id == line.course_id
-            )
-        )
+        enrollment = existing.get(line.course_id)
         if enrollment is None:
             db.session.add(
                 Enrollment(
