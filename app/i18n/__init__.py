@@ -58,8 +58,7 @@ def format_day(moment: datetime) -> str:
 
 def format_moment(moment: datetime) -> str:
     """A stored naive-UTC moment in Beijing time: date the locale's long way, then HH:mm."""
-    local = beijing(moment)
-    return f"{format_date(local.date(), 'long', locale=get_locale())} {format_time(local.time(), 'HH:mm', locale=get_locale())}"
+    return f"{format_day(moment)} {format_time(beijing(moment).time(), 'HH:mm', locale=get_locale())}"
 
 
 def init_i18n(app: Flask) -> None:

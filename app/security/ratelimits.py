@@ -36,8 +36,8 @@ from flask_babel import ngettext
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_login import current_user
 
-from app.accounts.services import normalize_email, user_for_token
-from app.api.views import bearer_token
+from app.accounts.services import normalize_email
+from app.api.views import bearer_token, token_user
 from app.errors import error_page, wants_json
 
 
@@ -66,8 +66,7 @@ def by_payer() -> str:
     learner's budget is one however many tokens they make."""
     if current_user.is_authenticated:
         return f"user:{current_user.id}"
-    token = bearer_token()
-    user = user_for_token(token) if token else None
+    user = token_user()
     return f"user:{user.id}" if user is not None else by_address()
 
 
