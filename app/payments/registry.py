@@ -51,7 +51,9 @@ class ChannelOption:
 def alipay_settings(config: Mapping[str, Any]) -> AlipaySettings:
     keys = alipay_keys(config)
     gateway_url = config.get("ALIPAY_GATEWAY_URL")
-    if config["PAYMENT_GATEWAY_EMULATOR"]:
+    if config["PAYMENT_GATEWAY_EMULATOR"] and not gateway_url:
+        # This site's own emulator, unless one served apart is named (bench/ does: a
+        # site whose sync workers called themselves would wait on themselves).
         gateway_url = config["PUBLIC_BASE_URL"] + "/gateway/alipay/gateway.do"
     return AlipaySettings(
         app_id=config.get("ALIPAY_APP_ID") or EMULATOR_ALIPAY_APP_ID,
@@ -66,7 +68,7 @@ def alipay_settings(config: Mapping[str, Any]) -> AlipaySettings:
 def wechat_settings(config: Mapping[str, Any]) -> WechatSettings:
     keys = wechat_keys(config)
     base_url = config.get("WECHAT_API_BASE_URL")
-    if config["PAYMENT_GATEWAY_EMULATOR"]:
+    if config["PAYMENT_GATEWAY_EMULATOR"] and not base_url:
         base_url = config["PUBLIC_BASE_URL"] + "/gateway/wechat"
     return WechatSettings(
         mch_id=config.get("WECHAT_MCH_ID") or EMULATOR_WECHAT_MCH_ID,
