@@ -11,7 +11,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.accounts.models import ROLES, ApiToken, User
+from app.accounts.models import PASSWORD_HASH_METHOD, ROLES, ApiToken, User
 from app.audit.services import record
 from app.errors import ServiceError
 from app.extensions import db
@@ -173,7 +173,7 @@ def user_count() -> int:
 
 @functools.cache
 def _dummy_hash() -> str:
-    return generate_password_hash(secrets.token_hex(16))
+    return generate_password_hash(secrets.token_hex(16), method=PASSWORD_HASH_METHOD)
 
 
 def another_admins_subject(user_id: int, staff_id: int, action: str) -> User:
