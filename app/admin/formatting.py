@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from typing import Any, Callable
 
-from flask import url_for
+from flask import g, url_for
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter
 from flask_admin.model import filters
 from markupsafe import Markup
@@ -33,15 +33,30 @@ def beijing_time(_view: Any, _context: Any, row: Any, name: str) -> str:
     return "" if moment is None else beijing(moment).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def user_email(_view: Any, _context: Any, row: Any, name: str) -> str:
-    user_id = getattr(row, name)
-    user = db.session.get(User, user_id) if user_id is not None else None
+def _page_row(context: Any, row: Any, name: str, model: type) -> Any:
+    """The ``model`` row that column ``name`` of ``row`` points at. On the first call
+    for a list page, every such row of the page is loaded in one query and kept for the
+    request (not 50 queries a page, one per row)."""
+    key = getattr(row, name)
+    if key is None:
+        return None
+    cache = g.setdefault("admin_page_rows", {}).setdefault((model, name), {})
+    if key not in cache:
+        page = context.get("data") if hasattr(context, "get") else None
+        keys = ({getattr(each, name) for each in page or ()} | {key}) - {None} - cache.keys()
+        cache.update({found.id: found for found in db.session.scalars(select(model).where(model.id.in_(keys)))})
+        cache.setdefault(key, None)
+    return cache[key]
+
+
+def user_email(_view: Any, context: Any, row: Any, name: str) -> str:
+    user = _page_row(context, row, name, User)
     return "" if user is None else user.email
 
 
-def order_link(_view: Any, _context: Any, row: Any, name: str) -> Markup | str:
+def order_link(_view: Any, context: Any, row: Any, name: str) -> Markup | str:
     """The order number, linked to the order's detail page."""
-    order = db.session.get(Order, getattr(row, name))
+    order = _page_row(context, row, name, Order)
     if order is None:
         return ""
     return Markup('<a href="{}">{}</a>').format(url_for("order.detail", row_id=order.id), order.order_no)
