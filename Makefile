@@ -33,6 +33,13 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q --ignore=tests/faults --ignore=tests/browser
 	TEST_POSTGRES_URL=$${TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/test} $(BIN)/python -m pytest -q
 
+## bench: the performance suite (bench/README.md): the site under gunicorn with RQ workers,
+## the bare baseline app and wrk, on this machine against a scratch PostgreSQL database;
+## prints one table of ratios and absolute figures. Not part of `make test` or CI.
+bench: $(STAMP)
+	bash scripts/services-up
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 ## translations: gather the marked strings of the pages and Python into the template
 ## (messages.pot), bring the Chinese catalogue up to date with it, and compile it (the
 ## .mo is committed, so the site runs from a clone without this step). New strings
