@@ -128,6 +128,7 @@ def register_admin(app: Flask) -> None:
 
 def register_cli(app: Flask) -> None:
     from app.accounts.cli import users_cli
+    from app.benchdata.cli import bench_cli
     from app.catalog.cli import seed_demo_command
     from app.earnings.cli import earnings_cli
     from app.jobs.cli import jobs_cli
@@ -139,6 +140,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(payments_cli)
     app.cli.add_command(earnings_cli)
     app.cli.add_command(seed_demo_command)
+    app.cli.add_command(bench_cli)
     app.cli.add_command(reconcile_command)
 
 
