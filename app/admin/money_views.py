@@ -2,27 +2,51 @@
 replaying a stored notification (a form that calls the payments service)."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import abort, flash, redirect, url_for
 from flask_admin import expose
 from flask_admin.contrib.sqla import tools
 from flask_login import current_user
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from werkzeug.wrappers import Response
 
 from app.accounts.models import User
+from app.accounts.services import normalize_email
 from app.admin.base import CustomDetailsMixin, ReadOnlyModelView, StaffView
 from app.admin.formatting import BeijingDayFilter, UserEmailFilter, formatters
 from app.admin.forms import ReasonForm
 from app.admin.queries import order_detail
 from app.checkout.models import Order
+from app.checkout.services import ORDER_NO_RE
 from app.extensions import db
 from app.jobs import enqueue
 from app.payments.health import health_report
 from app.payments.models import InboxNotification
 from app.payments.registry import enabled_channels
 from app.payments.services import replay_notification
+
+
+_WHOLE_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_PART_OF_ORDER_NO = re.compile(r"C{0,2}[0-9]+|C{1,2}")
+
+
+def order_search_condition(term: str) -> ColumnElement[bool]:
+    """What one search word matches. A whole order number or a whole e-mail address, what
+    staff paste nearly always, is looked up by its unique index (a million orders answer
+    at once); anything else is a substring of the learner's e-mail, or of the order
+    number when it could be part of one (``CC`` and digits), which scans."""
+    upper = term.upper()
+    if ORDER_NO_RE.fullmatch(upper):
+        return Order.order_no == upper
+    if _WHOLE_EMAIL.fullmatch(term):
+        return Order.user_id.in_(select(User.id).where(User.email == normalize_email(term)))
+    like = tools.parse_like_term(term)
+    condition = Order.user_id.in_(select(User.id).where(User.email.ilike(like)))
+    if _PART_OF_ORDER_NO.fullmatch(upper):
+        condition = or_(Order.order_no.ilike(like), condition)
+    return condition
 
 
 class OrderView(CustomDetailsMixin, ReadOnlyModelView):
@@ -48,11 +72,10 @@ class OrderView(CustomDetailsMixin, ReadOnlyModelView):
 
     def _apply_search(self, query: Any, count_query: Any, joins: Any, count_joins: Any,
                       search: str) -> tuple[Any, Any, Any, Any]:
-        """Each word must match the order number or the learner's e-mail."""
+        """Each word must match the order number or the learner's e-mail (see
+        `order_search_condition`)."""
         for term in search.split():
-            like = tools.parse_like_term(term)
-            learners = select(User.id).where(User.email.ilike(like))
-            condition = or_(Order.order_no.ilike(like), Order.user_id.in_(learners))
+            condition = order_search_condition(term)
             query = query.filter(condition)
             if count_query is not None:
                 count_query = count_query.filter(condition)
