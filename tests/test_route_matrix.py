@@ -117,9 +117,11 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("cart.checkout", "POST"):                         "login  ok     ok     ok     ok     ok     ok     ok     2fa",
     ("checkout.my_orders", "GET"):                     "login  ok     ok     ok     ok     ok     ok     ok     2fa",
 
-    # Ann's orders do not exist for anyone else (staff see orders in /admin).
+    # Ann's orders do not exist for anyone else (staff see orders in /admin). The poller
+    # reads JSON, so the status answers a password-only session with a 401 of its own
+    # ("second_factor_required") instead of the redirect (app/checkout/status_poll.py).
     ("checkout.pay", "GET"):                           "login  ok     404    404    404    404    404    404    2fa",
-    ("checkout.status", "GET"):                        "401    ok     404    404    404    404    404    404    2fa",
+    ("checkout.status", "GET"):                        "401    ok     404    404    404    404    404    404    401",
     ("checkout.retry", "POST"):                        "login  ok     404    404    404    404    404    404    2fa",
     ("checkout.switch", "POST"):                       "login  ok     404    404    404    404    404    404    2fa",
     ("checkout.request_refund", "GET"):                "login  ok     404    404    404    404    404    404    2fa",

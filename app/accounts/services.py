@@ -30,17 +30,30 @@ class AccountError(ServiceError):
     read; the back office reads it in English)."""
 
 
+def session_id_parts(session_id: object) -> tuple[int, int] | None:
+    """The user id and session version in what `User.get_id` put in the session
+    ("id:version"), or None for anything else (a session from before versions, say)."""
+    if not isinstance(session_id, str):
+        return None
+    user_id, _, version = session_id.partition(":")
+    if not all(part.isascii() and part.isdigit() and len(part) <= 10 for part in (user_id, version)):
+        return None
+    return int(user_id), int(version)
+
+
 def load_user(session_id: str) -> User | None:
     """Flask-Login's loader, given what `User.get_id` put in the session ("id:version").
 
     A session of an older version (the user logged out since, or an admin reset their
-    second factor) loads nobody, so a copied cookie stops working.
+    second factor) loads nobody, so a copied cookie stops working; nor does the session
+    of a deactivated account. The status poll applies the same rules in its own query
+    (app/checkout/status_poll.py).
     """
-    user_id, _, version = session_id.partition(":")
-    if not all(part.isascii() and part.isdigit() and len(part) <= 10 for part in (user_id, version)):
+    parts = session_id_parts(session_id)
+    if parts is None:
         return None
-    user = db.session.get(User, int(user_id))
-    if user is None or user.session_version != int(version):
+    user = db.session.get(User, parts[0])
+    if user is None or user.session_version != parts[1] or not user.is_active:
         return None
     return user
 

@@ -61,10 +61,15 @@ def mark_second_factor() -> None:
 def second_factor_verified() -> bool:
     """Whether the signed-in user passed the second factor on this session, recently
     enough and from this browser."""
-    if not current_user.is_authenticated:
-        return False
+    return current_user.is_authenticated and second_factor_marked_for(current_user.get_id())
+
+
+def second_factor_marked_for(session_id: str) -> bool:
+    """Whether this session carries a live second-factor mark for ``session_id`` (what
+    `User.get_id` gives: the mark of an older session version does not count). For a
+    caller that has checked who is signed in without loading the user (the status poll)."""
     mark = session.get(SECOND_FACTOR_KEY)
-    if not isinstance(mark, dict) or mark.get("user") != current_user.get_id():
+    if not isinstance(mark, dict) or mark.get("user") != session_id:
         return False
     try:
         verified_at = datetime.fromisoformat(str(mark.get("at")))

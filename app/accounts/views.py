@@ -23,6 +23,12 @@ bp = Blueprint("accounts", __name__)
 OPEN_ENDPOINTS = frozenset({"accounts.enrol_second_factor", "accounts.verify_second_factor",
                             "accounts.login", "accounts.logout", "language.choose", "static"})
 OPEN_BLUEPRINTS = frozenset({"api", "payments", "gateway", "health"})
+# Endpoints that refuse a password-only staff session themselves, so this hook need not
+# load the user for them. Only the status poll: the pay page asks it every second or two
+# per waiting learner, and it answers from one statement that checks the user with the
+# order (app/checkout/status_poll.py); a staff member without the second factor gets a
+# JSON 401 there, which a poller can read, instead of this hook's redirect.
+SELF_GUARDED_ENDPOINTS = frozenset({"checkout.status"})
 
 
 def safe_next(target: str | None, default: str | None = None) -> str:
@@ -52,6 +58,7 @@ def hold_staff_until_second_factor() -> Response | None:
     a staff password alone opens neither the back office nor the learner pages, nor
     the account page where API tokens are made."""
     if (request.endpoint is None or request.endpoint in OPEN_ENDPOINTS
+            or request.endpoint in SELF_GUARDED_ENDPOINTS
             or request.blueprint in OPEN_BLUEPRINTS or not signin.needs_second_factor()):
         return None
     return redirect(signin.second_factor_url(request.full_path if request.query_string else request.path))

@@ -6,7 +6,7 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from app.accounts.forms import EmptyForm
-from app.checkout import services
+from app.checkout import services, status_poll
 from app.checkout.checkout_flow import change_channel, retry_qr
 from app.checkout.forms import ChannelForm, RefundRequestForm
 from app.checkout.models import Order
@@ -126,27 +126,35 @@ def switch(order_no: str) -> Response:
 
 @bp.route("/orders/<order_no>/status")
 def status(order_no: str) -> tuple[Response, int] | Response:
-    # JSON for the poller: no login redirect, and someone else's order is not found.
-    if not current_user.is_authenticated:
-        return jsonify(code="login_required", message="Log in to see this order."), 401
-    order = services.order_for_user(order_no, current_user.id)
-    if order is None:
-        return jsonify(code="order_not_found", message="No such order."), 404
-    attempt = services.current_attempt(order.id) if order.status == "pending" else None
+    """JSON for the poller: no login redirect, and someone else's order is not found.
+
+    The site's most frequent request (every second or two per waiting learner), so it
+    skips the user loader and answers from one statement: app/checkout/status_poll.py."""
+    polled = status_poll.poll(order_no)
+    if isinstance(polled, status_poll.Refusal):
+        return _refused(polled)
     query_due = (
-        attempt is not None
-        and attempt.next_query_at is not None
-        and attempt.next_query_at <= now() < order.expires_at
+        polled.status == "pending"
+        and polled.attempt_status == "created"
+        and polled.next_query_at is not None
+        and polled.next_query_at <= now() < polled.expires_at
     )
     # Checked in Python first: a poll every second or two must not write every time.
-    if query_due and claim_query(attempt.id):
+    if query_due and claim_query(polled.attempt_id):
         # The learner is waiting and the callback is late: ask the channel now. Inline,
         # the answer is already in this response; with a worker, in a later poll.
         db.session.commit()
-        enqueue("query_attempt", attempt.id)
-        db.session.refresh(order)
-    body = order_status(order)
-    db.session.rollback()  # read-only from here: release SQLite's lock at once
+        enqueue("query_attempt", polled.attempt_id)
+        polled = status_poll.poll(order_no)
+        if isinstance(polled, status_poll.Refusal):  # logged out meanwhile
+            return _refused(polled)
+    body = order_status(polled)  # type: ignore[arg-type]  # a PolledOrder has what it reads of an Order
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _refused(refusal: status_poll.Refusal) -> tuple[Response, int]:
+    response = jsonify(code=refusal.code, message=refusal.message)
+    response.headers["Cache-Control"] = "no-store"
+    return response, refusal.status

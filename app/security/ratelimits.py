@@ -112,10 +112,30 @@ ROUTE_LIMITS: dict[str, tuple[Guard, ...]] = {
 }
 # Blueprint → one budget for every request to it, whatever the route and method.
 BLUEPRINT_LIMITS: dict[str, Guard] = {"api": API}
+# Endpoints no limit applies to, asked so often that even finding that out for each
+# request shows in their throughput: the pay page's status poll (every second or two per
+# waiting learner). Flask-Limiter's check is skipped for them altogether.
+UNLIMITED_ENDPOINTS = frozenset({"checkout.status"})
+
+
+class SiteLimiter(Limiter):
+    """Flask-Limiter, but for UNLIMITED_ENDPOINTS its before-request check does nothing
+    (it would resolve the route's limits, find none, and record that per request).
+
+    `_check_request_limit` is the method Flask-Limiter (4.1) registers as its
+    before-request hook; were it renamed, the check would simply run again."""
+
+    def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
+        if request.endpoint in UNLIMITED_ENDPOINTS:
+            return
+        super()._check_request_limit(callable_name, in_middleware)
 
 
 def init_rate_limits(app: Flask) -> Limiter:
-    limiter = Limiter(
+    if any(endpoint in ROUTE_LIMITS or endpoint.partition(".")[0] in BLUEPRINT_LIMITS
+           for endpoint in UNLIMITED_ENDPOINTS):
+        raise RuntimeError("an endpoint in UNLIMITED_ENDPOINTS has a limit")
+    limiter = SiteLimiter(
         key_func=by_address,
         # The moving window counts exactly "N in any period": a fixed window lets 2 N
         # through across a boundary, which matters at five passwords a minute.
