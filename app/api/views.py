@@ -15,7 +15,13 @@ from app.cart.coupons import CouponError
 from app.catalog.services import published_courses
 from app.checkout.checkout_flow import checkout_request
 from app.checkout.models import Order
-from app.checkout.services import CheckoutError, OrderRequest, current_attempt, order_for_user
+from app.checkout.services import (
+    CheckoutError,
+    OrderRequest,
+    current_attempt,
+    order_for_user,
+    order_with_lines,
+)
 from app.checkout.status import order_status
 from app.extensions import db
 
@@ -166,8 +172,7 @@ def create_order() -> tuple[Response, int]:
         db.session.rollback()
         status = 409 if failure.code in ("course_owned", "pending_order") else 422
         return error(failure.code, failure.message, status)
-    order = db.session.get(Order, order_id)
-    return jsonify(order_json(order)), 201
+    return jsonify(order_json(order_with_lines(order_id))), 201
 
 
 @bp.route("/orders/<order_no>")

@@ -12,9 +12,10 @@ from app.checkout.models import Order
 from app.checkout.services import (
     IdempotencyConflict,
     OrderRequest,
+    PlacedOrder,
     current_attempt,
     find_by_idempotency_key,
-    place_order,
+    place,
     switch_channel,
 )
 from app.extensions import db
@@ -36,6 +37,24 @@ def _subject(order: Order) -> str:
     return titles[0] if len(titles) == 1 else f"{titles[0]} 等 {len(titles)} 门课程"
 
 
+def _new_order_subject(placed: PlacedOrder) -> str | None:
+    """The QR code's subject for an order this call created, read before the commit
+    while the order and its lines are still in the session (no query)."""
+    if placed.new_attempt_id is None:
+        return None
+    return _subject(db.session.get(Order, placed.order_id))
+
+
+def _issue_placed_qr(placed: PlacedOrder, subject: str | None) -> None:
+    """After the commit: a new order's attempt is the one just made, so nothing is read
+    back for it (`issue_qr` re-reads the attempt itself); an order placed earlier gets
+    its QR code only if it still lacks one."""
+    if placed.new_attempt_id is not None and subject is not None:
+        issue_qr(placed.new_attempt_id, subject)
+    else:
+        _issue_first_qr(placed.order_id)
+
+
 def checkout_cart(user_id: int, channel: str) -> str:
     """Turn the learner's cart into an order; returns the order number."""
     cart = cart_services.cart_for(user_id)
@@ -45,17 +64,20 @@ def checkout_cart(user_id: int, channel: str) -> str:
         coupon_code=cart.coupon_code,
         channel=channel,
     )
-    order_id = place_order(request)
+    placed = place(request)
     cart_services.clear_cart(user_id)
+    subject = _new_order_subject(placed)
+    order_no = db.session.get(Order, placed.order_id).order_no  # in the session: no query
     db.session.commit()
-    _issue_first_qr(order_id)
-    return db.session.get(Order, order_id).order_no
+    _issue_placed_qr(placed, subject)
+    return order_no
 
 
 def checkout_request(request: OrderRequest) -> int:
     """Place an order for an API client, honouring its Idempotency-Key; returns the id."""
     try:
-        order_id = place_order(request)
+        placed = place(request)
+        subject = _new_order_subject(placed)
         db.session.commit()
     except IntegrityError:
         # Two requests with one key raced; the loser returns the winner's order.
@@ -67,9 +89,9 @@ def checkout_request(request: OrderRequest) -> int:
             raise
         if existing.request_fingerprint != request.fingerprint:
             raise IdempotencyConflict() from None
-        order_id = existing.id
-    _issue_first_qr(order_id)
-    return order_id
+        placed, subject = PlacedOrder(existing.id), None
+    _issue_placed_qr(placed, subject)
+    return placed.order_id
 
 
 def retry_qr(order_id: int, user_id: int) -> None:

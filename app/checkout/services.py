@@ -12,6 +12,7 @@ from flask import current_app
 from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload, selectinload
 
 from app.accounts.models import User
 from app.cart.coupons import check_coupon, find_coupon, normalize_code, redeem
@@ -81,18 +82,32 @@ def find_by_idempotency_key(user_id: int, key: str) -> Order | None:
     )
 
 
+@dataclass(frozen=True)
+class PlacedOrder:
+    order_id: int
+    # The first attempt of an order this call created, not yet sent to its channel;
+    # None when an order placed earlier was returned (a repeated Idempotency-Key, or the
+    # learner's order already waiting for these courses).
+    new_attempt_id: int | None = None
+
+
 def place_order(request: OrderRequest) -> int:
     """Create a pending order and its first payment attempt; returns the order id.
 
     With an idempotency key, a repeat of the same request returns the first order, and a
     different request under the same key raises `IdempotencyConflict`.
     """
+    return place(request).order_id
+
+
+def place(request: OrderRequest) -> PlacedOrder:
+    """`place_order`, also saying whether the order is new, and its attempt's id."""
     if request.idempotency_key:
         existing = find_by_idempotency_key(request.user_id, request.idempotency_key)
         if existing is not None:
             if existing.request_fingerprint != request.fingerprint:
                 raise IdempotencyConflict()
-            return existing.id
+            return PlacedOrder(existing.id)
     if request.channel not in enabled_channels():
         raise CheckoutError("unknown_channel", _l("This payment method is not available."))
     courses = _courses_for(request)
@@ -101,7 +116,7 @@ def place_order(request: OrderRequest) -> int:
     db.session.execute(select(User.id).where(User.id == request.user_id).with_for_update())
     waiting = _waiting_order(request, courses)
     if waiting is not None:
-        return waiting
+        return PlacedOrder(waiting)
 
     lines = [PriceLine(course.id, course.price_fen) for course in courses]
     coupon = find_coupon(request.coupon_code) if request.coupon_code else None
@@ -137,8 +152,10 @@ def place_order(request: OrderRequest) -> int:
     db.session.flush()
     if coupon is not None:
         redeem(coupon, request.user_id, order.id)
-    new_attempt(order, request.channel)
-    return order.id
+    # No other transaction sees this order before commit: its first attempt needs neither
+    # the order's row lock nor a count of the attempts before it (see `new_attempt`).
+    attempt_id = _add_attempt(order, request.channel, sequence=1)
+    return PlacedOrder(order.id, attempt_id)
 
 
 def _sold_line(course: Course, priced: PricedLine, placed_at: datetime) -> OrderLine:
@@ -182,6 +199,8 @@ def _waiting_order(request: OrderRequest, courses: Sequence[Course]) -> int | No
                Order.expires_at > now(), OrderLine.course_id.in_(wanted))
         .order_by(Order.id)
         .distinct()
+        # Their lines are compared below; the lines' revenue shares are not needed.
+        .options(selectinload(Order.lines).lazyload(OrderLine.shares))
     ).all()
     coupon_code = normalize_code(request.coupon_code) if request.coupon_code else None
     for order in waiting:
@@ -220,7 +239,7 @@ def _courses_for(request: OrderRequest) -> list[Course]:
 
 
 def new_attempt(order: Order, channel: str) -> int:
-    """A payment attempt with its own out_trade_no, sharing the order's deadline."""
+    """Another payment attempt for a committed order; returns its id."""
     # Serialise attempts of one order: their sequence numbers must not collide.
     db.session.execute(select(Order.id).where(Order.id == order.id).with_for_update())
     sequence = (
@@ -229,6 +248,11 @@ def new_attempt(order: Order, channel: str) -> int:
         )
         or 0
     ) + 1
+    return _add_attempt(order, channel, sequence)
+
+
+def _add_attempt(order: Order, channel: str, sequence: int) -> int:
+    """A payment attempt with its own out_trade_no, sharing the order's deadline."""
     attempt = PaymentAttempt(
         order_id=order.id,
         channel=channel,
@@ -254,6 +278,16 @@ def order_for_user(order_no: str, user_id: int) -> Order | None:
     return db.session.scalar(
         select(Order).where(Order.order_no == order_no, Order.user_id == user_id)
     )
+
+
+def order_with_lines(order_id: int) -> Order:
+    """The order and its lines in one query; the lines' revenue shares are left unloaded
+    (what a learner is shown of an order does not include them)."""
+    return db.session.scalars(
+        select(Order)
+        .where(Order.id == order_id)
+        .options(joinedload(Order.lines).lazyload(OrderLine.shares))
+    ).unique().one()
 
 
 def current_attempt(order_id: int) -> PaymentAttempt | None:

@@ -11,9 +11,10 @@ import re
 import secrets
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeVar
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
@@ -32,6 +33,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     TRADE_CLOSED: frozenset(),
 }
 UNPAID = frozenset({PRECREATED, WAIT_BUYER_PAY})
+TradeT = TypeVar("TradeT")
 
 # Alipay's precreate: timeout_express from 1m to 15d, or "1c" (until the end of today);
 # without one the QR code lives two hours.
@@ -133,6 +135,21 @@ def move_trade(
     db.session.refresh(trade)
 
 
+def insert_new_trade(model: type[TradeT], **values: object) -> TradeT | None:
+    """Insert either channel's trade unless its out_trade_no has one: the new trade, or
+    None for a repeat (or for a concurrent first call that won; PostgreSQL waits for it
+    to commit). One ``INSERT … ON CONFLICT DO NOTHING RETURNING`` statement, in the
+    dialect's words, where a lookup and an insert in a savepoint took four."""
+    dialect = db.session.get_bind().dialect.name
+    statement = (
+        (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[model.out_trade_no])
+        .returning(model)
+    )
+    return db.session.scalars(statement).one_or_none()
+
+
 def _move(trade: GatewayAlipayTrade, to: str, **values: object) -> None:
     move_trade(trade, TRANSITIONS, to, **values)
 
@@ -161,29 +178,24 @@ def precreate(
     """
     moment = now()
     expires_at = expiry_from_timeout(timeout_express, moment)
+    trade = insert_new_trade(
+        GatewayAlipayTrade,
+        out_trade_no=out_trade_no,
+        app_id=app_id,
+        qr_token=secrets.token_urlsafe(16),
+        subject=subject,
+        total_amount_fen=amount_fen,
+        notify_url=notify_url,
+        created_at=moment,
+        expires_at=expires_at,
+        status=PRECREATED,
+        refunded_fen=0,
+    )
+    if trade is not None:
+        return trade
     existing = by_out_trade_no(out_trade_no)
-    if existing is None:
-        trade = GatewayAlipayTrade(
-            out_trade_no=out_trade_no,
-            app_id=app_id,
-            qr_token=secrets.token_urlsafe(16),
-            subject=subject,
-            total_amount_fen=amount_fen,
-            notify_url=notify_url,
-            created_at=moment,
-            expires_at=expires_at,
-            status=PRECREATED,
-        )
-        try:
-            with db.session.begin_nested():
-                db.session.add(trade)
-        except IntegrityError:
-            # A concurrent precreate of the same out_trade_no won; answer as a repeat.
-            existing = by_out_trade_no(out_trade_no)
-            if existing is None:
-                raise
-        else:
-            return trade
+    if existing is None:  # deleted since it conflicted: answered as busy, to be retried
+        raise StaleTrade(out_trade_no)
     expire_if_due(existing)
     if existing.app_id != app_id or existing.total_amount_fen != amount_fen:
         raise TradeError("ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改")

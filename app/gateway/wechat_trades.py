@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.gateway.trades import StaleTrade, move_trade
+from app.gateway.trades import StaleTrade, insert_new_trade, move_trade
 from app.gateway.wechat_models import GatewayWechatRefund, GatewayWechatTrade
 from app.timeutil import beijing, now
 
@@ -97,11 +97,14 @@ def create_native(
     two hours.
     """
     moment = now()
-    existing = by_out_trade_no(out_trade_no)
-    if existing is None:
-        if expires_at is not None and expires_at <= moment:
+    if expires_at is not None and expires_at <= moment:
+        # Too late for a new order; a repeat of an existing one is still answered as such.
+        existing = by_out_trade_no(out_trade_no)
+        if existing is None:
             raise WechatRefusal(400, "PARAM_ERROR", "time_expire 已过期")
-        trade = GatewayWechatTrade(
+    else:
+        trade = insert_new_trade(
+            GatewayWechatTrade,
             out_trade_no=out_trade_no,
             mch_id=mch_id,
             app_id=app_id,
@@ -114,16 +117,11 @@ def create_native(
             status=NOTPAY,
             refunded_fen=0,
         )
-        try:
-            with db.session.begin_nested():
-                db.session.add(trade)
-        except IntegrityError:
-            # A concurrent request for the same out_trade_no won; answer as a repeat.
-            existing = by_out_trade_no(out_trade_no)
-            if existing is None:
-                raise
-        else:
+        if trade is not None:
             return trade
+        existing = by_out_trade_no(out_trade_no)
+        if existing is None:  # deleted since it conflicted: answered as busy, to be retried
+            raise StaleTrade(out_trade_no)
     expire_if_due(existing)
     if existing.status in PAID:
         raise WechatRefusal(400, "ORDERPAID", "该订单已支付")
