@@ -27,15 +27,20 @@ def enqueue(name: str, *args: int | str) -> None:
         run_job(name, *args)
         return
     try:
-        rq_queue(spec.queue).enqueue(
-            spec.function_path,
-            args=list(args),
-            # Namespaced like the queues: deployments (or test runs) sharing one Redis
-            # must not overwrite each other's job hashes, whose ids are per-database.
-            job_id=f"{current_app.config['JOBS_QUEUE_PREFIX']}-{spec.job_id(*args)}",
-            retry=spec.retry(),
-            failure_ttl=7 * 24 * 3600,
-        )
+        queue = rq_queue(spec.queue)
+        # One round trip: RQ sends its commands in two without a pipeline of ours.
+        with queue.connection.pipeline() as pipeline:
+            queue.enqueue(
+                spec.function_path,
+                args=list(args),
+                # Namespaced like the queues: deployments (or test runs) sharing one Redis
+                # must not overwrite each other's job hashes, whose ids are per-database.
+                job_id=f"{current_app.config['JOBS_QUEUE_PREFIX']}-{spec.job_id(*args)}",
+                retry=spec.retry(),
+                failure_ttl=7 * 24 * 3600,
+                pipeline=pipeline,
+            )
+            pipeline.execute()
     except Exception as error:  # noqa: BLE001 - any Redis failure leaves the work to the sweeper
         log.warning("could not enqueue %s%r: %s", name, args, type(error).__name__)
 

@@ -2,11 +2,13 @@
 (DESIGN.md §8). Flushes, never commits; the caller's transaction holds each step."""
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Insert, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import joinedload
 
 from app.audit.services import record
 from app.extensions import db
@@ -32,15 +34,50 @@ class StoredNotification:
     needs_processing: bool
 
 
-def attempt_by_out_trade_no(out_trade_no: str) -> PaymentAttempt | None:
-    return db.session.scalar(
-        select(PaymentAttempt).where(PaymentAttempt.out_trade_no == out_trade_no)
+# Every callback's statements, in Core on the tables: the ORM's unit of work (and the
+# savepoint a plain INSERT needs around it) cost this hot path several times their price.
+_ATTEMPTS = PaymentAttempt.__table__
+_INBOX = InboxNotification.__table__
+_ATTEMPT_TO_CHECK = select(_ATTEMPTS.c.id, _ATTEMPTS.c.channel, _ATTEMPTS.c.amount_fen).where(
+    _ATTEMPTS.c.out_trade_no == bindparam("out_trade_no")
+)
+# What a notification writes to its inbox row; the attempt's id comes from the database.
+_NOTIFICATION_COLUMNS = (
+    "channel", "dedupe_key", "out_trade_no", "trade_state", "amount_fen", "channel_trade_no",
+    "paid_at", "raw_body", "received_at",
+)
+
+
+@functools.cache
+def _insert_if_ours(dialect: str) -> Insert:
+    """One statement for a callback's usual case: the inbox row goes in if the attempt
+    it names is ours, on its channel, for its amount, and its dedupe key is new.
+
+    ``INSERT … SELECT … FROM payment_attempts WHERE … ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING id`` (PostgreSQL and SQLite both have it): no id back means nothing went in,
+    without the error (and so the savepoint) a plain INSERT of a duplicate would raise.
+    """
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    notification = [bindparam(name, type_=_INBOX.c[name].type) for name in _NOTIFICATION_COLUMNS]
+    matching_attempt = select(*notification, _ATTEMPTS.c.id).where(
+        _ATTEMPTS.c.out_trade_no == bindparam("out_trade_no"),
+        _ATTEMPTS.c.channel == bindparam("channel"),
+        _ATTEMPTS.c.amount_fen == bindparam("amount_fen"),
+    )
+    return (
+        insert(_INBOX)
+        .from_select([*_NOTIFICATION_COLUMNS, "attempt_id"], matching_attempt)
+        .on_conflict_do_nothing(index_elements=[_INBOX.c.dedupe_key])
+        .returning(_INBOX.c.id)
     )
 
 
-def check_against_attempt(notification: Notification) -> PaymentAttempt:
-    """The business checks after the signature: our out_trade_no, our channel, our amount."""
-    attempt = attempt_by_out_trade_no(notification.out_trade_no)
+def check_against_attempt(notification: Notification) -> int:
+    """The business checks after the signature: our out_trade_no, our channel, our amount.
+    Returns the attempt's id."""
+    attempt = db.session.execute(
+        _ATTEMPT_TO_CHECK, {"out_trade_no": notification.out_trade_no}
+    ).one_or_none()
     if attempt is None:
         raise NotificationMismatch("unknown out_trade_no")
     if attempt.channel != notification.channel:
@@ -51,45 +88,42 @@ def check_against_attempt(notification: Notification) -> PaymentAttempt:
         raise NotificationMismatch(
             f"amount {notification.amount_fen} does not match attempt {attempt.amount_fen}"
         )
-    return attempt
+    return attempt.id
 
 
 def store_notification(notification: Notification, raw_body: str) -> StoredNotification:
-    """Write a verified notification to the inbox once; a redelivery finds the first row."""
-    attempt = check_against_attempt(notification)
+    """Write a verified notification to the inbox once; a redelivery finds the first row.
+    One that does not match our attempt raises NotificationMismatch and stores nothing."""
     dedupe_key = f"{notification.channel}:{notification.notify_id}"
-    row = InboxNotification(
-        channel=notification.channel,
-        dedupe_key=dedupe_key,
-        out_trade_no=notification.out_trade_no,
-        attempt_id=attempt.id,
-        trade_state=notification.state.value,
-        amount_fen=notification.amount_fen,
-        channel_trade_no=notification.channel_trade_no,
-        paid_at=from_aware(notification.paid_at) if notification.paid_at else None,
-        raw_body=raw_body,
-        received_at=now(),
-    )
-    try:
-        with db.session.begin_nested():
-            db.session.add(row)
-        return StoredNotification(row.id, is_new=True, needs_processing=True)
-    except IntegrityError:
-        existing = db.session.scalar(
-            select(InboxNotification).where(InboxNotification.dedupe_key == dedupe_key)
-        )
-        if existing is None:  # the unique violation was something else: let it surface
-            raise
-        # In SQL, not in Python: racing redeliveries must not lose each other's count.
-        db.session.execute(
-            update(InboxNotification)
-            .where(InboxNotification.id == existing.id)
-            .values(deliveries=InboxNotification.deliveries + 1)
-            .execution_options(synchronize_session=False)
-        )
-        return StoredNotification(
-            existing.id, is_new=False, needs_processing=existing.status == "received"
-        )
+    if notification.currency == "CNY":
+        inbox_id = db.session.execute(
+            _insert_if_ours(db.session.get_bind().dialect.name),
+            {
+                "channel": notification.channel,
+                "dedupe_key": dedupe_key,
+                "out_trade_no": notification.out_trade_no,
+                "trade_state": notification.state.value,
+                "amount_fen": notification.amount_fen,
+                "channel_trade_no": notification.channel_trade_no,
+                "paid_at": from_aware(notification.paid_at) if notification.paid_at else None,
+                "raw_body": raw_body,
+                "received_at": now(),
+            },
+        ).scalar_one_or_none()
+        if inbox_id is not None:
+            return StoredNotification(inbox_id, is_new=True, needs_processing=True)
+    # Nothing went in: either the notification does not match our attempt (this raises,
+    # saying how), or it is a redelivery (PostgreSQL's ON CONFLICT waited for a racing
+    # first delivery to commit).
+    check_against_attempt(notification)
+    # Counted in SQL, not in Python: racing redeliveries must not lose each other's count.
+    existing = db.session.execute(
+        update(_INBOX)
+        .where(_INBOX.c.dedupe_key == dedupe_key)
+        .values(deliveries=_INBOX.c.deliveries + 1)
+        .returning(_INBOX.c.id, _INBOX.c.status)
+    ).one()
+    return StoredNotification(existing.id, is_new=False, needs_processing=existing.status == "received")
 
 
 def record_rejection(
@@ -110,12 +144,15 @@ def record_rejection(
 
 def process_inbox(inbox_id: int) -> Settlement:
     """Settle what an inbox row says. Idempotent: a processed row is left alone."""
-    row = db.session.get(InboxNotification, inbox_id)
+    # The attempt comes with the row, in one query; settle_payment finds it loaded.
+    row = db.session.get(
+        InboxNotification, inbox_id, options=[joinedload(InboxNotification.attempt)]
+    )
     if row is None:
         return Settlement("missing")
     if row.status == "processed":
         return Settlement("already processed")
-    attempt = db.session.get(PaymentAttempt, row.attempt_id) if row.attempt_id else None
+    attempt = row.attempt
     if attempt is None or attempt.out_trade_no != row.out_trade_no:
         outcome = "no matching attempt"
         compare_and_set(InboxNotification, row.id, "inbox", row.status, "fail", outcome=outcome)

@@ -10,11 +10,12 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Row, bindparam, func, insert, select, update
+from sqlalchemy.orm import joinedload
 
 from app.cart import coupons
 from app.catalog.models import Course, Enrollment
-from app.checkout.models import Order
+from app.checkout.models import Order, OrderLine
 from app.extensions import db
 from app.ledger.fees import payment_fee
 from app.ledger.services import post_sale, post_unallocated_receipt
@@ -67,6 +68,9 @@ def settle_payment(
     # The fee is fixed with the payment, so a later change of rate never alters what a
     # refund of it gives back.
     fee_fen = payment_fee(attempt.channel, attempt.amount_fen)
+    # Read now: the compare-and-set expires the loaded attempt, and reading it again
+    # would cost a query.
+    order_id, channel = attempt.order_id, attempt.channel
     won = compare_and_set(
         PaymentAttempt, attempt.id, "attempt", attempt.status, "succeed",
         channel_trade_no=channel_trade_no or None, succeeded_at=moment, next_query_at=None,
@@ -75,50 +79,76 @@ def settle_payment(
     if not won:
         return Settlement("duplicate: attempt settled concurrently")
 
-    order = db.session.get(Order, attempt.order_id)
-    assert order is not None
-    owned = _owned_elsewhere(order)
-    if not owned and compare_and_set(Order, order.id, "order", "pending", "pay", paid_at=moment):
-        _fulfil(order, attempt, fee_fen)
+    # Read once, before the order moves: whether the learner owns a course already, and
+    # which enrollments booking grants. A racing grant of the same course by another
+    # order's job still fails this job on the unique (user, course) key, and its retry
+    # then finds the course owned.
+    enrollments = _learner_enrollments(order_id)
+    owned = _owned_elsewhere(order_id, enrollments)
+    if not owned and compare_and_set(Order, order_id, "order", "pending", "pay", paid_at=moment):
+        _fulfil(_order_to_book(order_id), channel, attempt_id, fee_fen, enrollments)
         return Settlement("paid")
-    db.session.refresh(order)
+    order = _order_to_book(order_id)
     if owned:
         reason = "the learner already owns a course of the order through another order"
     elif order.status == "closed":
         refusal = _no_longer_sold(order)
         if refusal is None and compare_and_set(
-            Order, order.id, "order", "closed", "pay_late", paid_at=moment
+            Order, order_id, "order", "closed", "pay_late", paid_at=moment
         ):
-            coupons.reclaim(order.id)
-            _fulfil(order, attempt, fee_fen)
+            coupons.reclaim(order_id)
+            _fulfil(_order_to_book(order_id), channel, attempt_id, fee_fen, enrollments)
             _record_orphan(attempt, "paid after the order had closed", "fulfilled")
             return Settlement("paid (late, after the order closed)")
         reason = f"paid after the order had closed, and {refusal or 'the order changed meanwhile'}"
     else:
         reason = "the order was already paid by another attempt"
     # The money is ours to give back: book it as unallocated, then refund it in full.
-    post_unallocated_receipt(order, attempt.channel, attempt.id, attempt.amount_fen, fee_fen)
+    post_unallocated_receipt(order, channel, attempt_id, attempt.amount_fen, fee_fen)
     refund_id = open_system_refund(attempt, reason)
     _record_orphan(attempt, reason, "refunded", refund_id)
-    log.warning("orphan payment on attempt %s (order %s): %s", attempt.id, order.order_no, reason)
+    log.warning("orphan payment on attempt %s (order %s): %s", attempt_id, order.order_no, reason)
     return Settlement(f"orphan payment, refunding: {reason}", refund_id)
 
 
-def _owned_elsewhere(order: Order) -> bool:
-    """Whether the learner owns a course of this order through another order: paying
-    this one would sell them a course twice."""
-    if order.status not in ("pending", "closed"):
-        return False
-    course_ids = {line.course_id for line in order.lines}
-    owned = db.session.scalar(
-        select(func.count(Enrollment.id)).where(
-            Enrollment.user_id == order.user_id,
-            Enrollment.revoked_at.is_(None),
-            Enrollment.course_id.in_(course_ids),
-            or_(Enrollment.order_id.is_(None), Enrollment.order_id != order.id),
-        )
+# The learner's enrollments in the courses of an order (granted by any order), with the
+# order's status. Built once, at import: it runs in every payment's job, and building
+# the statement costs more than running it.
+_LEARNER_ENROLLMENTS = select(
+    Enrollment.course_id, Enrollment.order_id, Enrollment.revoked_at,
+    Order.status.label("order_status"),
+).where(
+    Order.id == bindparam("order_id"),
+    OrderLine.order_id == Order.id,
+    Enrollment.course_id == OrderLine.course_id,
+    Enrollment.user_id == Order.user_id,
+)
+
+
+def _order_to_book(order_id: int) -> Order:
+    """The order as it stands now, with what booking it reads (its lines and their
+    shares) in the same query. Read afresh: a compare-and-set may just have moved it."""
+    return db.session.get(
+        Order, order_id,
+        options=[joinedload(Order.lines).joinedload(OrderLine.shares)],
+        populate_existing=True,
     )
-    return bool(owned)
+
+
+def _learner_enrollments(order_id: int) -> list[Row]:
+    return list(db.session.execute(_LEARNER_ENROLLMENTS, {"order_id": order_id}))
+
+
+def _owned_elsewhere(order_id: int, enrollments: list[Row]) -> bool:
+    """Whether the learner owns a course of this order through another order: paying
+    this one would sell them a course twice. Only a pending or closed order can be
+    paid by this payment; for any other the question does not arise."""
+    return any(
+        enrollment.order_status in ("pending", "closed")
+        and enrollment.revoked_at is None
+        and enrollment.order_id != order_id  # one granted without an order counts too
+        for enrollment in enrollments
+    )
 
 
 def _no_longer_sold(order: Order) -> str | None:
@@ -153,33 +183,36 @@ def _record_orphan(
     db.session.flush()
 
 
-def _fulfil(order: Order, attempt: PaymentAttempt, fee_fen: int) -> None:
-    post_sale(order, attempt.channel, attempt.id, fee_fen)
-    grant_enrollments(order)
+def _fulfil(
+    order: Order, channel: str, attempt_id: int, fee_fen: int, enrollments: list[Row]
+) -> None:
+    post_sale(order, channel, attempt_id, fee_fen)
+    grant_enrollments(order, enrollments)
 
 
-def grant_enrollments(order: Order) -> None:
-    # One query for every course of the order, not one per line.
-    existing = {
-        enrollment.course_id: enrollment
-        for enrollment in db.session.scalars(select(Enrollment).where(
-            Enrollment.user_id == order.user_id,
-            Enrollment.course_id.in_([line.course_id for line in order.lines]),
-        ))
-    }
-    for line in order.lines:
-        enrollment = existing.get(line.course_id)
-        if enrollment is None:
-            db.session.add(
-                Enrollment(
-                    user_id=order.user_id, course_id=line.course_id,
-                    order_id=order.id, granted_at=now(),
-                )
-            )
-        elif enrollment.revoked_at is not None:
-            enrollment.revoked_at = None
-            enrollment.order_id = order.id
-    db.session.flush()
+def grant_enrollments(order: Order, enrollments: list[Row]) -> None:
+    """Enrol the learner in every course of the order: a new enrollment, or one revoked
+    (by a refund) given back; one the learner holds already is left as it is.
+    ``enrollments`` are the learner's in these courses (`_learner_enrollments`)."""
+    course_ids = [line.course_id for line in order.lines]
+    # Rows, not objects, and no statement per line: this runs in every payment's job.
+    revoked_at_by_course = {enrollment.course_id: enrollment.revoked_at for enrollment in enrollments}
+    new = [course_id for course_id in course_ids if course_id not in revoked_at_by_course]
+    revoked = [course_id for course_id, revoked_at in revoked_at_by_course.items() if revoked_at]
+    if new:
+        moment = now()
+        db.session.execute(insert(Enrollment), [
+            {"user_id": order.user_id, "course_id": course_id, "order_id": order.id,
+             "granted_at": moment}
+            for course_id in new
+        ])
+    if revoked:
+        db.session.execute(
+            update(Enrollment)
+            .where(Enrollment.user_id == order.user_id, Enrollment.course_id.in_(revoked))
+            .values(revoked_at=None, order_id=order.id)
+            .execution_options(synchronize_session="fetch")
+        )
 
 
 def apply_trade_status(attempt_id: int, status: TradeStatus) -> Settlement:

@@ -1,0 +1,147 @@
+"""How a callback is stored and its payment booked, in as few statements as they need:
+the inbox row goes in by one INSERT … SELECT … ON CONFLICT DO NOTHING (no savepoint),
+and the job reads the inbox row with its attempt, then the order with its lines once."""
+from __future__ import annotations
+
+import uuid
+from contextlib import contextmanager
+from typing import Iterator
+
+import pytest
+import redis
+from flask import Flask
+from sqlalchemy import event, select
+
+from app.accounts.services import create_user
+from app.catalog.models import Enrollment
+from app.checkout.models import Order
+from app.extensions import db
+from app.jobs import enqueue
+from app.jobs.tasks import process_notification
+from app.payments import refund_workflow
+from app.payments.models import InboxNotification, PaymentAttempt, Refund, RejectedNotification
+from tests.alipay_oracle import notification_fields, signed_body
+from tests.helpers import attempt_of, checkout, login, make_course, make_learner, pay_at_emulator
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+@contextmanager
+def statements(app: Flask) -> Iterator[list[str]]:
+    """Every SQL statement the app's engine runs inside the block, BEGIN aside."""
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ARG001
+        if not statement.startswith("BEGIN"):
+            seen.append(" ".join(statement.split()))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+@pytest.fixture
+def queued(app: Flask) -> Iterator[None]:
+    """Jobs go to Redis (not run inline), so the notify view is measured alone."""
+    prefix = f"storagetest-{uuid.uuid4().hex[:8]}"
+    app.config.update(REDIS_URL=REDIS_URL, JOBS_QUEUE_PREFIX=prefix)
+    yield
+    connection = redis.Redis.from_url(REDIS_URL)
+    for key in connection.scan_iter(f"*{prefix}*"):
+        connection.delete(key)
+    connection.close()
+    for client in app.extensions.get("cashier.redis", {}).values():
+        client.close()
+
+
+def pending_order(app: Flask, client, courses: int = 1) -> tuple[str, str]:
+    with app.app_context():
+        course_ids = [make_course(10000, slug=f"c{number}") for number in range(courses)]
+        make_learner()
+    login(client)
+    order_no = checkout(client, course_ids)
+    with app.app_context():
+        return order_no, attempt_of(order_no).out_trade_no
+
+
+def test_a_new_callback_is_stored_by_one_statement_and_no_savepoint(app, client, queued) -> None:
+    _, out_trade_no = pending_order(app, client)
+    body = signed_body(notification_fields(out_trade_no, 10000))
+    with statements(app) as seen:
+        assert client.post("/notify/alipay", data=body, headers=FORM).text == "success"
+    [insert] = seen
+    assert insert.startswith("INSERT INTO notification_inbox") and "ON CONFLICT" in insert
+
+    # Delivered again: nothing goes in; the attempt is checked and the delivery counted.
+    with statements(app) as seen:
+        assert client.post("/notify/alipay", data=body, headers=FORM).text == "success"
+    assert [statement.split()[0] for statement in seen] == ["INSERT", "SELECT", "UPDATE"]
+    assert not any("SAVEPOINT" in statement for statement in seen)
+    with app.app_context():
+        row = db.session.scalar(select(InboxNotification))
+        attempt_id = db.session.scalar(
+            select(PaymentAttempt.id).where(PaymentAttempt.out_trade_no == out_trade_no)
+        )
+        assert (row.deliveries, row.status, row.attempt_id) == (2, "received", attempt_id)
+
+
+def test_a_callback_for_another_amount_stores_nothing_and_says_why(app, client, queued) -> None:
+    # The INSERT … SELECT finds no matching attempt; the reason comes from the attempt.
+    _, out_trade_no = pending_order(app, client)
+    body = signed_body(notification_fields(out_trade_no, 10001))
+    assert client.post("/notify/alipay", data=body, headers=FORM).text == "failure"
+    with app.app_context():
+        assert db.session.scalar(select(InboxNotification.id)) is None
+        assert "amount 10001 does not match attempt 10000" in db.session.scalar(
+            select(RejectedNotification.reason)
+        )
+
+
+@pytest.mark.parametrize("courses", [1, 3])
+def test_the_job_reads_the_inbox_row_the_learners_enrollments_and_the_order_once_each(
+    app, client, queued, courses
+) -> None:
+    order_no, out_trade_no = pending_order(app, client, courses)
+    body = signed_body(notification_fields(out_trade_no, 10000 * courses))
+    assert client.post("/notify/alipay", data=body, headers=FORM).text == "success"
+    with app.app_context():
+        inbox_id = db.session.scalar(select(InboxNotification.id))
+        with statements(app) as seen:
+            assert process_notification(inbox_id) == "paid"
+        reads = [statement for statement in seen if statement.startswith("SELECT")]
+        # The inbox row with its attempt; the learner's enrollments in the order's courses
+        # (owned already? to grant?); the order with its lines and shares.
+        assert len(reads) == 3, reads
+        assert db.session.scalar(select(Order.status).where(Order.order_no == order_no)) == "paid"
+
+
+def test_a_course_refunded_then_bought_again_is_granted_again_by_the_new_order(app, client) -> None:
+    with app.app_context():
+        course_id = make_course(10000)
+        make_learner()
+        support = create_user("support@example.com", "staff-password", "Support", role="support")
+        db.session.commit()
+    login(client)
+    first = checkout(client, [course_id])
+    with app.app_context():
+        pay_at_emulator(app, attempt_of(first).qr_code)
+        order = db.session.scalar(select(Order).where(Order.order_no == first))
+        refund_id = refund_workflow.request_refund(order.id, order.user_id, None, "changed my mind")
+        db.session.commit()
+        assert refund_workflow.approve_refund(refund_id, support, "policy ok") == "approved"
+        db.session.commit()
+        enqueue("execute_refund", refund_id)
+        assert db.session.get(Refund, refund_id).status == "succeeded"
+        assert db.session.scalar(select(Enrollment.revoked_at)) is not None
+
+    second = checkout(client, [course_id])
+    with app.app_context():
+        pay_at_emulator(app, attempt_of(second).qr_code)
+        second_id = db.session.scalar(select(Order.id).where(Order.order_no == second))
+        [enrollment] = db.session.scalars(select(Enrollment)).all()
+        assert (enrollment.revoked_at, enrollment.order_id) == (None, second_id)
