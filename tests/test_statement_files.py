@@ -24,8 +24,11 @@ from app.earnings.documents import StatementDocument, StatementRow
 from app.earnings.statement_files import (
     BUILTIN_CID_FONT,
     CJK_FONT_CANDIDATES,
+    CSV_CHUNK_CHARS,
+    PDF_MAX_LINES,
     csv_text_cell,
     statement_csv,
+    statement_csv_chunks,
     statement_font,
     statement_pdf,
 )
@@ -184,6 +187,18 @@ def test_csv_is_utf8_with_bom_and_crlf_line_ends() -> None:
 
 def test_csv_is_byte_identical_for_the_same_document() -> None:
     assert statement_csv(STATEMENT) == statement_csv(document_of(ROWS))
+
+
+def test_csv_chunks_join_to_the_whole_file_whatever_the_rows_come_from() -> None:
+    document = long_statement(3000)
+    chunks = list(statement_csv_chunks(document))
+    assert len(chunks) > 3 and b"".join(chunks) == statement_csv(document)
+    assert chunks[0].startswith(b"\xef\xbb\xbf") and b"CC202611" not in chunks[0]
+    assert all(chunk.count(b"\xef\xbb\xbf") == 0 for chunk in chunks[1:])
+    assert max(len(chunk.decode("utf-8")) for chunk in chunks) < CSV_CHUNK_CHARS + 1024
+    # Rows given apart (as a closed statement's are, read in batches) stand in for the document's.
+    head = replace(document, rows=())
+    assert b"".join(statement_csv_chunks(head, iter(document.rows))) == statement_csv(document)
 
 
 def test_csv_header_lines_name_instructor_period_status_rule_and_opening() -> None:
@@ -385,3 +400,24 @@ def test_a_file_that_is_not_a_font_falls_back_to_the_builtin(tmp_path: Path) -> 
     broken = tmp_path / "broken.ttf"
     broken.write_bytes(b"not a font at all" * 100)
     assert statement_font(str(broken)).path is None
+
+
+def test_a_pdf_lists_up_to_the_limit_of_lines_and_no_more() -> None:
+    at_limit = "\n".join(pdf_text(statement_pdf(STATEMENT, line_count=PDF_MAX_LINES)))
+    assert "CC20261102101500000001" in at_limit and "every line is in the CSV" not in at_limit
+    pages = pdf_text(statement_pdf(STATEMENT, line_count=PDF_MAX_LINES + 1))
+    past = "\n".join(pages)
+    assert len(pages) == 1 and "CC2026110" not in past
+    assert f"This statement has {PDF_MAX_LINES + 1:,} lines" in past and "every line is in the CSV" in past
+    assert "全部明细见同一账期的 CSV 文件" in past
+    for kept in ("林晓", "期初余额", "10.00", "期末余额", "-85.00", "其中可提现"):
+        assert kept in past
+
+
+def test_a_document_holding_more_rows_than_the_limit_prints_without_them() -> None:
+    """The open month's document holds its rows; past the limit its PDF leaves them out too."""
+    document = long_statement(PDF_MAX_LINES + 1)
+    pages = pdf_text(statement_pdf(document))
+    assert len(pages) == 1 and "CC202611" not in pages[0]
+    assert f"{PDF_MAX_LINES + 1:,} lines" in pages[0]
+    assert format_yuan(document.closing_fen) in pages[0]

@@ -11,7 +11,7 @@ import uuid
 from decimal import Decimal
 from typing import Any, Callable, Iterable
 
-from flask import Response, abort, current_app, flash, redirect, url_for
+from flask import Response, abort, current_app, flash, redirect, stream_with_context, url_for
 from flask_admin import expose
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -30,8 +30,7 @@ from app.earnings.bank_accounts import account_of, masked_number
 from app.earnings.models import CommissionRule, Statement
 from app.earnings.payouts import payouts_of
 from app.earnings.rules import RuleError
-from app.earnings.statement_files import statement_csv, statement_pdf
-from app.earnings.statements import stored_document
+from app.earnings.statement_downloads import statement_csv_stream, statement_pdf_file
 from app.earnings.summary import recent_activity, summary_of
 from app.errors import ServiceError
 from app.extensions import db
@@ -76,7 +75,7 @@ def run_service(call: Callable[[], object], done: str, back: Response) -> Respon
     return back
 
 
-def download(body: bytes, content_type: str, filename: str) -> Response:
+def download(body: bytes | Iterable[bytes], content_type: str, filename: str) -> Response:
     """A file to save, never to keep in a cache: these carry earnings or account numbers."""
     response = Response(body, content_type=content_type)
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -305,11 +304,11 @@ class StatementView(ReadOnlyModelView):
     @expose("/<int:row_id>/csv")
     def csv_file(self, row_id: int) -> Response:
         statement = self._statement(row_id)
-        return download(statement_csv(stored_document(statement)), "text/csv; charset=utf-8",
-                        f"statement-{statement.instructor_id}-{statement.period}.csv")
+        filename = f"statement-{statement.instructor_id}-{statement.period}.csv"
+        return download(stream_with_context(statement_csv_stream(statement)), "text/csv; charset=utf-8", filename)
 
     @expose("/<int:row_id>/pdf")
     def pdf_file(self, row_id: int) -> Response:
         statement = self._statement(row_id)
-        body = statement_pdf(stored_document(statement), current_app.config.get("STATEMENT_FONT_PATH"))
+        body = statement_pdf_file(statement, current_app.config.get("STATEMENT_FONT_PATH"))
         return download(body, "application/pdf", f"statement-{statement.instructor_id}-{statement.period}.pdf")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.database import append_only
@@ -179,9 +179,14 @@ class StatementLine(db.Model):
     from; an entry belongs to one statement of an instructor only."""
 
     __tablename__ = "statement_lines"
+    # Lines are read in order, a batch at a time, by position (keyset pagination): this
+    # index is what makes each batch one range scan, however long the statement.
+    __table_args__ = (
+        Index("ix_statement_lines_statement_id_position", "statement_id", "position", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    statement_id: Mapped[int] = mapped_column(ForeignKey("statements.id"), index=True)
+    statement_id: Mapped[int] = mapped_column(ForeignKey("statements.id"))
     instructor_id: Mapped[int] = mapped_column(ForeignKey("instructors.id"), index=True)
     entry_id: Mapped[int] = mapped_column(ForeignKey("journal_entries.id"), index=True)
     position: Mapped[int]

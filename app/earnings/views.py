@@ -5,8 +5,12 @@ in any URL, so nobody can ask for someone else's.
 """
 from __future__ import annotations
 
+from typing import Iterable
+
 from babel.dates import get_month_names
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, url_for
+from flask import (
+    Blueprint, Response, abort, current_app, flash, redirect, render_template, stream_with_context, url_for,
+)
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -18,10 +22,12 @@ from app.earnings.bank_accounts import BankAccountError, account_of, masked_numb
 from app.earnings.chart import ChartWords, monthly_earnings_svg
 from app.earnings.documents import StatementDocument, StatementRow
 from app.earnings.forms import BankAccountForm
+from app.earnings.models import Statement
 from app.earnings.periods import parse_period, period_of
 from app.earnings.payouts import payouts_of
 from app.earnings.rules import RULE_TEXT
-from app.earnings.statement_files import statement_csv, statement_pdf
+from app.earnings.statement_downloads import statement_csv_stream, statement_pdf_file
+from app.earnings.statement_files import statement_csv_chunks, statement_pdf
 from app.earnings.statements import find_statement, open_document, statements_of, stored_document
 from app.earnings.summary import english_titles, monthly_earnings, recent_activity, summary_of
 from app.extensions import db
@@ -82,16 +88,20 @@ def index() -> str:
     )
 
 
-def _document(instructor: Instructor, period: str) -> StatementDocument:
-    """A closed month's stored statement, or the open month's live one; else 404."""
+def _closed_or_open(instructor: Instructor, period: str) -> Statement | None:
+    """A closed month's stored statement, or None for the month still open; else 404."""
     if parse_period(period) is None:
         abort(404)
     statement = find_statement(instructor.id, period)
-    if statement is not None:
-        return stored_document(statement)
-    if period == period_of(now()):
-        return open_document(instructor.id)
-    abort(404)
+    if statement is None and period != period_of(now()):
+        abort(404)
+    return statement
+
+
+def _document(instructor: Instructor, period: str) -> StatementDocument:
+    """A closed month's stored statement, or the open month's live one; else 404."""
+    statement = _closed_or_open(instructor, period)
+    return stored_document(statement) if statement is not None else open_document(instructor.id)
 
 
 def _rule_text(document: StatementDocument) -> str:
@@ -113,7 +123,7 @@ def statement(period: str) -> str:
     )
 
 
-def _download(body: bytes, mimetype: str, filename: str) -> Response:
+def _download(body: bytes | Iterable[bytes], mimetype: str, filename: str) -> Response:
     response = Response(body, mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.headers["Cache-Control"] = "private, no-store"
@@ -123,15 +133,28 @@ def _download(body: bytes, mimetype: str, filename: str) -> Response:
 @bp.route("/statements/<period>.csv")
 @login_required
 def statement_csv_download(period: str) -> Response:
-    document = _document(_instructor(), period)
-    return _download(statement_csv(document), "text/csv; charset=utf-8", f"statement-{period}.csv")
+    """Streamed: a closed month's lines are read and sent a batch at a time (in the
+    request's context, which the reads need); the open month is computed whole here and
+    sent in pieces after the request's context, and its transaction, have ended."""
+    instructor = _instructor()
+    statement = _closed_or_open(instructor, period)
+    if statement is not None:
+        chunks = stream_with_context(statement_csv_stream(statement))
+    else:
+        chunks = statement_csv_chunks(open_document(instructor.id))
+    return _download(chunks, "text/csv; charset=utf-8", f"statement-{period}.csv")
 
 
 @bp.route("/statements/<period>.pdf")
 @login_required
 def statement_pdf_download(period: str) -> Response:
-    document = _document(_instructor(), period)
-    body = statement_pdf(document, current_app.config.get("STATEMENT_FONT_PATH"))
+    instructor = _instructor()
+    statement = _closed_or_open(instructor, period)
+    font_path = current_app.config.get("STATEMENT_FONT_PATH")
+    if statement is not None:
+        body = statement_pdf_file(statement, font_path)
+    else:
+        body = statement_pdf(open_document(instructor.id), font_path)
     return _download(body, "application/pdf", f"statement-{period}.pdf")
 
 
