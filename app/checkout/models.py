@@ -43,8 +43,9 @@ class Order(db.Model):
     coupon_id: Mapped[int | None] = mapped_column(ForeignKey("coupons.id"))
     coupon_code: Mapped[str | None] = mapped_column(String(40))
     expires_at: Mapped[datetime]
-    created_at: Mapped[datetime] = mapped_column(default=system_now)
-    paid_at: Mapped[datetime | None]
+    # Indexed for the back office's date filters over a million orders (bench/).
+    created_at: Mapped[datetime] = mapped_column(default=system_now, index=True)
+    paid_at: Mapped[datetime | None] = mapped_column(index=True)
     closed_at: Mapped[datetime | None]
     idempotency_key: Mapped[str | None] = mapped_column(String(100))
     request_fingerprint: Mapped[str | None] = mapped_column(String(64))
