@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import sqlalchemy as sa
 
 from bench import fixtures, hot_paths, scale
-from bench.hot_paths import Results, Row
+from bench.hot_paths import Results
 from bench.stack import PROJECT_ROOT, Stack, peak_rss_mb
 
 CHECKOUT_LEARNERS = hot_paths.CHECKOUT_CLIENTS
