@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+import redis
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
@@ -18,6 +19,8 @@ from app import create_app
 from app.database import APPEND_ONLY_TABLES, append_only_sqlite
 from app.extensions import db
 from tests.wsgi_transport import WSGITransport
+
+TEST_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 KEYS = Path(__file__).parent / "keys"
 TEST_BASE_URL = "http://cashier.test"
@@ -210,3 +213,18 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def runner(app: Flask):
     return app.test_cli_runner()
+
+
+@pytest.fixture
+def queued(app: Flask) -> Iterator[None]:
+    """Jobs go to the real Redis, not run inline, so a view is measured without the jobs
+    it enqueues; this test's queue keys are removed afterwards."""
+    prefix = f"queued-{uuid.uuid4().hex[:8]}"
+    app.config.update(REDIS_URL=TEST_REDIS_URL, JOBS_QUEUE_PREFIX=prefix)
+    yield
+    connection = redis.Redis.from_url(TEST_REDIS_URL)
+    for key in connection.scan_iter(f"*{prefix}*"):
+        connection.delete(key)
+    connection.close()
+    for client in app.extensions.get("cashier.redis", {}).values():
+        client.close()

@@ -5,15 +5,16 @@ from __future__ import annotations
 import html
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timezone
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 import pyotp
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from app.accounts.services import create_user
 from app.cart.models import Coupon
@@ -173,3 +174,26 @@ def pay_at_emulator(app: Flask, qr_url: str) -> None:
     path = scan_at_emulator(app, qr_url)
     confirmed = app.test_client().post(path + "/confirm")
     assert confirmed.status_code in (200, 302), confirmed.text
+
+
+@contextmanager
+def recorded_statements(app: Flask) -> Iterator[list[str]]:
+    """Every SQL statement the app's engine runs inside the block, in order, its
+    whitespace collapsed (query-count tests)."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ARG001
+        seen.append(" ".join(statement.split()))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def without_begin(statements: list[str]) -> list[str]:
+    """The statements but SQLite's BEGIN (PostgreSQL's driver sends none of its own)."""
+    return [statement for statement in statements if not statement.startswith("BEGIN")]

@@ -3,14 +3,9 @@ the inbox row goes in by one INSERT … SELECT … ON CONFLICT DO NOTHING (no sa
 and the job reads the inbox row with its attempt, then the order with its lines once."""
 from __future__ import annotations
 
-import uuid
-from contextlib import contextmanager
-from typing import Iterator
-
 import pytest
-import redis
 from flask import Flask
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from app.accounts.services import create_user
 from app.catalog.models import Enrollment
@@ -21,42 +16,11 @@ from app.jobs.tasks import process_notification
 from app.payments import refund_workflow
 from app.payments.models import InboxNotification, PaymentAttempt, Refund, RejectedNotification
 from tests.alipay_oracle import notification_fields, signed_body
-from tests.helpers import attempt_of, checkout, login, make_course, make_learner, pay_at_emulator
+from tests.helpers import (
+    attempt_of, checkout, login, make_course, make_learner, pay_at_emulator, recorded_statements, without_begin,
+)
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-@contextmanager
-def statements(app: Flask) -> Iterator[list[str]]:
-    """Every SQL statement the app's engine runs inside the block, BEGIN aside."""
-    seen: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ARG001
-        if not statement.startswith("BEGIN"):
-            seen.append(" ".join(statement.split()))
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-
-
-@pytest.fixture
-def queued(app: Flask) -> Iterator[None]:
-    """Jobs go to Redis (not run inline), so the notify view is measured alone."""
-    prefix = f"storagetest-{uuid.uuid4().hex[:8]}"
-    app.config.update(REDIS_URL=REDIS_URL, JOBS_QUEUE_PREFIX=prefix)
-    yield
-    connection = redis.Redis.from_url(REDIS_URL)
-    for key in connection.scan_iter(f"*{prefix}*"):
-        connection.delete(key)
-    connection.close()
-    for client in app.extensions.get("cashier.redis", {}).values():
-        client.close()
 
 
 def pending_order(app: Flask, client, courses: int = 1) -> tuple[str, str]:
@@ -72,15 +36,15 @@ def pending_order(app: Flask, client, courses: int = 1) -> tuple[str, str]:
 def test_a_new_callback_is_stored_by_one_statement_and_no_savepoint(app, client, queued) -> None:
     _, out_trade_no = pending_order(app, client)
     body = signed_body(notification_fields(out_trade_no, 10000))
-    with statements(app) as seen:
+    with recorded_statements(app) as seen:
         assert client.post("/notify/alipay", data=body, headers=FORM).text == "success"
-    [insert] = seen
+    [insert] = without_begin(seen)
     assert insert.startswith("INSERT INTO notification_inbox") and "ON CONFLICT" in insert
 
     # Delivered again: nothing goes in; the attempt is checked and the delivery counted.
-    with statements(app) as seen:
+    with recorded_statements(app) as seen:
         assert client.post("/notify/alipay", data=body, headers=FORM).text == "success"
-    assert [statement.split()[0] for statement in seen] == ["INSERT", "SELECT", "UPDATE"]
+    assert [statement.split()[0] for statement in without_begin(seen)] == ["INSERT", "SELECT", "UPDATE"]
     assert not any("SAVEPOINT" in statement for statement in seen)
     with app.app_context():
         row = db.session.scalar(select(InboxNotification))
@@ -111,7 +75,7 @@ def test_the_job_reads_the_inbox_row_the_learners_enrollments_and_the_order_once
     assert client.post("/notify/alipay", data=body, headers=FORM).text == "success"
     with app.app_context():
         inbox_id = db.session.scalar(select(InboxNotification.id))
-        with statements(app) as seen:
+        with recorded_statements(app) as seen:
             assert process_notification(inbox_id) == "paid"
         reads = [statement for statement in seen if statement.startswith("SELECT")]
         # The inbox row with its attempt; the learner's enrollments in the order's courses

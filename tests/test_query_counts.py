@@ -9,59 +9,21 @@ the job read each line's shares and each course's enrollment one query at a time
 """
 from __future__ import annotations
 
-import uuid
-from contextlib import contextmanager
-from typing import Iterator
-
-import pytest
-import redis
 from flask import Flask
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from app.extensions import db
 from app.jobs.tasks import process_notification
 from app.payments.models import InboxNotification
 from tests.alipay_oracle import notification_fields, signed_body
-from tests.helpers import attempt_of, checkout, login, make_course, make_learner
+from tests.helpers import attempt_of, checkout, login, make_course, make_learner, recorded_statements
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 # Measured on SQLite, which issues one statement more than PostgreSQL on each path.
 # The status poll: one SELECT joining the user, the order and its attempt
 # (app/checkout/status_poll.py), and on SQLite the BEGIN before it.
 STATUS_POLL_BUDGET = 2
 NOTIFY_VIEW_BUDGET = 5
 JOB_SELECT_BUDGET = 11
-
-
-@contextmanager
-def statements(app: Flask) -> Iterator[list[str]]:
-    """Every SQL statement the app's engine runs inside the block, in order."""
-    seen: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ARG001
-        seen.append(" ".join(statement.split())[:120])
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-
-
-@pytest.fixture
-def queued(app: Flask) -> Iterator[None]:
-    """Jobs go to a real Redis (not run inline), so the notify view is measured alone."""
-    prefix = f"querycount-{uuid.uuid4().hex[:8]}"
-    app.config.update(REDIS_URL=REDIS_URL, JOBS_QUEUE_PREFIX=prefix)
-    yield
-    connection = redis.Redis.from_url(REDIS_URL)
-    for key in connection.scan_iter(f"*{prefix}*"):
-        connection.delete(key)
-    connection.close()
-    for connection in app.extensions.get("cashier.redis", {}).values():
-        connection.close()
 
 
 def pending_orders(app: Flask, client) -> dict[int, str]:
@@ -77,7 +39,7 @@ def test_the_status_poll_costs_the_same_few_statements_for_any_order(app, client
     orders = pending_orders(app, client)
     counted, selects = {}, {}
     for size, order_no in orders.items():
-        with statements(app) as seen:
+        with recorded_statements(app) as seen:
             assert client.get(f"/orders/{order_no}/status").status_code == 200
         counted[size] = len(seen)
         selects[size] = [statement for statement in seen if statement.upper().startswith("SELECT")]
@@ -94,14 +56,14 @@ def test_the_notify_view_and_its_job_cost_the_same_for_any_order(app, client, qu
             attempt = attempt_of(order_no)
             fields = notification_fields(attempt.out_trade_no, attempt.amount_fen, notify_id=f"n-{size}")
             body = signed_body({**fields, "trade_no": f"20261120220014{size:08d}"})
-        with statements(app) as seen:
+        with recorded_statements(app) as seen:
             answer = client.post("/notify/alipay", data=body,
                                  headers={"Content-Type": "application/x-www-form-urlencoded"})
             assert answer.text == "success"
         view[size] = len(seen)
         with app.app_context():
             inbox_id = db.session.scalar(select(InboxNotification.id).order_by(InboxNotification.id.desc()))
-            with statements(app) as seen:
+            with recorded_statements(app) as seen:
                 assert process_notification(inbox_id) == "paid"
         job[size] = [statement for statement in seen if statement.upper().startswith("SELECT")]
     assert view[1] == view[5] <= NOTIFY_VIEW_BUDGET, view

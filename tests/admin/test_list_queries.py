@@ -3,33 +3,15 @@ the learner and order columns load their rows for the whole page in one query, n
 query a row (an N+1 that made the order list 53 statements a page)."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event
 
 from app.checkout.services import OrderRequest, place_order
 from app.extensions import db
-from tests.helpers import make_course, make_learner
-
-
-@contextmanager
-def statements(app: Flask) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ARG001
-        seen.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+from tests.helpers import make_course, make_learner, recorded_statements
 
 
 def place_orders(app: Flask, count: int, first: int) -> list[str]:
@@ -48,7 +30,7 @@ def place_orders(app: Flask, count: int, first: int) -> list[str]:
 
 def page_statements(app: Flask, client: FlaskClient, path: str, expected: str) -> int:
     client.get(path)  # first visit: anything cached per process is cached
-    with statements(app) as seen:
+    with recorded_statements(app) as seen:
         page = client.get(path)
     assert page.status_code == 200 and expected in page.text
     return len(seen)
