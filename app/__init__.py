@@ -7,7 +7,7 @@ from typing import Any, Mapping
 from flask import Flask
 
 from app.config import finalize_config, load_config
-from app.database import configure_sqlite, sqlite_engine_options
+from app.database import configure_engine, engine_options
 from app.extensions import csrf, db, login_manager, migrate
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -46,11 +46,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     app.config.setdefault(
-        "SQLALCHEMY_ENGINE_OPTIONS", sqlite_engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
+        "SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
     )
     db.init_app(app)
     with app.app_context():
-        configure_sqlite(db.engine)
+        configure_engine(db.engine)
     # Batch mode lets Alembic alter SQLite tables (it copies them).
     migrate.init_app(
         app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True, compare_type=True

@@ -1,5 +1,13 @@
 """Database engine settings that differ by backend.
 
+PostgreSQL: a pooled connection that sat idle may have been closed by the server, a
+restart or a firewall, so it is tested with a ping before use. A connection in steady use
+is not: a round trip on every request costs the status poll and the callback view 10-15 %
+of their throughput (bench/README.md). Should the server restart under load anyway, the
+first statement on a dead connection fails, and SQLAlchemy then discards every connection
+the pool held; that request fails before it commits, and the channel (or the poller) asks
+again (tests/faults/test_postgres_restart.py).
+
 SQLite is the embedded default: WAL so readers do not block the writer, a busy timeout
 so a writer waits instead of failing, and ``BEGIN IMMEDIATE`` so a transaction takes the
 write lock up front. A deferred transaction that reads, then writes, can fail with
@@ -9,26 +17,58 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import DDL, Table, event
+import time
+
+from sqlalchemy import DDL, Table, event, exc
 from sqlalchemy.engine import Engine
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
+# A pooled connection idle longer than this is pinged before it is handed out.
+IDLE_PING_SECONDS = 5.0
 
 
-def sqlite_engine_options(uri: str) -> dict[str, Any]:
+def engine_options(uri: str) -> dict[str, Any]:
     """The engine options for ``uri``'s backend. Both hide statement parameters from
     SQLAlchemy's errors and logs: they hold callback bodies, token and password hashes,
     sealed bank accounts, and an error's message ends up in the log."""
     if not uri.startswith("sqlite"):
-        return {"pool_pre_ping": True, "hide_parameters": True}
+        return {"hide_parameters": True}
     return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
             "hide_parameters": True}
 
 
+def configure_engine(engine: Engine) -> None:
+    if engine.dialect.name == "sqlite":
+        configure_sqlite(engine)
+    else:
+        ping_idle_connections(engine)
+
+
+def ping_idle_connections(engine: Engine) -> None:
+    """Ping a connection on checkout only when it has been idle over IDLE_PING_SECONDS.
+
+    A failed ping raises DisconnectionError, on which the pool drops the connection and
+    checks out another (SQLAlchemy's documented pessimistic-disconnect hook)."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is None or time.monotonic() - checked_in_at < IDLE_PING_SECONDS:
+            return  # new, or in use a moment ago
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+        except Exception as error:  # the driver's own error types differ; any failure means dead
+            raise exc.DisconnectionError() from error
+
+
 def configure_sqlite(engine: Engine) -> None:
     """Install the pragmas and immediate transactions on a SQLite engine."""
-    if engine.dialect.name != "sqlite":
-        return
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

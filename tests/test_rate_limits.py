@@ -22,6 +22,7 @@ from app.accounts.services import LOGIN_MAX_FAILURES, create_token, find_user
 from app.config import ConfigError, load_config
 from app.extensions import db
 from app.payments.models import PaymentAttempt
+from app.security import ratelimits
 from tests.conftest import Clock, base_config, reset_database
 from tests.helpers import checkout, login, make_coupon, make_course, make_learner
 
@@ -220,6 +221,15 @@ def test_without_a_trusted_proxy_a_forwarded_address_is_ignored(app, client):
 def test_a_limit_that_does_not_parse_stops_the_start(tmp_path):
     with pytest.raises(ConfigError, match="RATELIMIT_COUPON_PER_USER must read like"):
         load_config(str(tmp_path), environ={"RATELIMIT_COUPON_PER_USER": "ten a minute"})
+
+
+@pytest.mark.parametrize("endpoint", sorted(ratelimits.UNLIMITED_ENDPOINTS))
+def test_a_limit_on_an_endpoint_the_limiter_skips_stops_the_start(endpoint, database_url, keys_dir, tmp_path,
+                                                                   monkeypatch):
+    # The limiter never looks at these endpoints, so a limit put on one would silently not count.
+    monkeypatch.setitem(ratelimits.ROUTE_LIMITS, endpoint, (ratelimits.COUPON,))
+    with pytest.raises(RuntimeError, match="UNLIMITED_ENDPOINTS has a limit"):
+        create_app(base_config(database_url, keys_dir, tmp_path))
 
 
 def test_the_limits_default_to_redis_when_there_is_one(tmp_path):
