@@ -17,17 +17,18 @@ from sqlalchemy import event, select
 from app.accounts.services import create_token
 from app.checkout import services
 from app.checkout.checkout_flow import change_channel
+from app.catalog.models import Course
 from app.checkout.models import Order
 from app.extensions import db
 from app.gateway import trades
 from app.gateway.models import GatewayAlipayTrade
 from app.payments.models import PaymentAttempt
-from tests.helpers import make_course, make_learner
+from tests.helpers import login, make_course, make_learner, without_begin
 
 # POST /api/v1/orders for one course, site and emulator together (the tests mount the
 # emulator on the same app, so its statements count here too), as measured on SQLite
 # when this test was written: lower it after an optimisation, raise it only with a reason.
-API_CHECKOUT_BUDGET = 30
+API_CHECKOUT_BUDGET = 28
 
 
 @contextmanager
@@ -72,6 +73,27 @@ def test_an_api_checkout_sends_the_new_order_to_its_channel_without_reading_it_b
     assert not [text for text in between if " FROM orders" in text or " FROM order_lines" in text], between
     assert not [text for text in seen if "count(payment_attempts.id)" in text]
     assert len(seen) <= API_CHECKOUT_BUDGET, "\n".join(seen)
+
+
+# GET /orders/<no>/pay: the learner, the order with its lines and courses, the current
+# attempt, the other channel's health.
+PAY_PAGE_BUDGET = 4
+
+
+def test_the_pay_page_reads_what_it_shows_once(app, client, buyer):
+    _, token, courses = buyer
+    answer = client.post("/api/v1/orders", json={"course_ids": courses[:2]},
+                         headers={"Authorization": f"Bearer {token}"})
+    login(client)
+    with statements(app) as seen:
+        page = client.get(f"/orders/{answer.json['order_no']}/pay")
+    assert page.status_code == 200 and "<svg" in page.text
+    with app.app_context():  # the English page shows each course's English title
+        for course_id in courses[:2]:
+            assert db.session.get(Course, course_id).title_en in page.text
+    reads = without_begin(seen)
+    assert not [text for text in reads if text.startswith("SELECT order_line_shares")], reads
+    assert len(reads) <= PAY_PAGE_BUDGET, "\n".join(reads)
 
 
 def test_the_api_answer_reads_the_order_and_its_lines_in_one_statement(app, client, buyer):

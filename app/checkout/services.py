@@ -12,7 +12,7 @@ from flask import current_app
 from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload, lazyload, selectinload
 
 from app.accounts.models import User
 from app.cart.coupons import check_coupon, find_coupon, normalize_code, redeem
@@ -270,14 +270,19 @@ def _add_attempt(order: Order, channel: str, sequence: int) -> int:
 ORDER_NO_RE = re.compile(r"CC[0-9]{20}")
 
 
-def order_for_user(order_no: str, user_id: int) -> Order | None:
+def order_for_user(order_no: str, user_id: int, with_lines: bool = False) -> Order | None:
     """The order if it belongs to this learner; someone else's order is simply not found,
-    and text that cannot be an order number is not even looked up."""
+    and text that cannot be an order number is not even looked up.
+
+    ``with_lines`` loads the lines and their courses in the same query, for a page that
+    lists them; their revenue shares stay unloaded (a learner is not shown them)."""
     if not ORDER_NO_RE.fullmatch(order_no):
         return None
-    return db.session.scalar(
-        select(Order).where(Order.order_no == order_no, Order.user_id == user_id)
-    )
+    query = select(Order).where(Order.order_no == order_no, Order.user_id == user_id)
+    if with_lines:
+        query = query.options(joinedload(Order.lines).options(joinedload(OrderLine.course),
+                                                              lazyload(OrderLine.shares)))
+    return db.session.scalars(query).unique().one_or_none()
 
 
 def order_with_lines(order_id: int) -> Order:

@@ -23,8 +23,8 @@ from app.timeutil import now
 bp = Blueprint("checkout", __name__)
 
 
-def _my_order_or_404(order_no: str) -> Order:
-    order = services.order_for_user(order_no, current_user.id)
+def _my_order_or_404(order_no: str, with_lines: bool = False) -> Order:
+    order = services.order_for_user(order_no, current_user.id, with_lines)
     if order is None:
         abort(404)
     return order
@@ -68,22 +68,21 @@ def request_refund(order_no: str) -> str | Response:
 @bp.route("/orders/<order_no>/pay")
 @login_required
 def pay(order_no: str) -> str:
-    order = _my_order_or_404(order_no)
+    order = _my_order_or_404(order_no, with_lines=True)
     attempt = services.current_attempt(order.id)
     status = order_status(order)
     showable = order.status == "pending" and not status["expired"]
     live = showable and attempt is not None and attempt.status == "created"
     qr = qr_svg(attempt.qr_code) if live and attempt.qr_code else None
-    others = [
-        option for option in channel_options(order.total_fen)
-        if attempt is None or option.name != attempt.channel
-    ] if showable else []
-    db.session.commit()
-    return render_template(
+    others = channel_options(order.total_fen, excluding=attempt.channel if attempt else None) if showable else []
+    page = render_template(
         "checkout/pay.html", order=order, attempt=attempt, qr=qr, status=status,
         form=EmptyForm(), channel_form=ChannelForm(), other_channels=others,
         channel_label=LABELS.get(attempt.channel, attempt.channel) if attempt else "",
     )
+    # Rendered first: a commit would expire what the page shows and have it read again.
+    db.session.commit()
+    return page
 
 
 @bp.route("/orders/<order_no>/qr", methods=["POST"])

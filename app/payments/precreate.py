@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import case, update
 
 from app.extensions import db
 from app.payments.channels.base import ChannelError, ChargeRequest
@@ -51,12 +52,19 @@ def issue_qr(attempt_id: int, subject: str) -> str | None:
         attempt.last_error = f"{type(error).__name__}: {error}"[:255]
         db.session.commit()
         return None
-    attempt = db.session.get(PaymentAttempt, attempt_id)
-    attempt.qr_code = intent.qr_code
-    attempt.last_error = None
-    attempt.qr_issued_at = now()
-    # A lost callback must not leave the payer waiting: start the active-query schedule.
-    if attempt.status == "created":
-        attempt.next_query_at = attempt.qr_issued_at + FIRST_QUERY_AFTER
-    db.session.commit()
+    # One UPDATE, not a read and a write: the attempt may have moved on during the call
+    # (a switch of channel closing it); the QR code is kept on it all the same, as history.
+    issued_at = now()
+    db.session.execute(
+        update(PaymentAttempt)
+        .where(PaymentAttempt.id == attempt_id)
+        .values(
+            qr_code=intent.qr_code, last_error=None, qr_issued_at=issued_at,
+            # A lost callback must not leave the payer waiting: start the active-query schedule.
+            next_query_at=case((PaymentAttempt.status == "created", issued_at + FIRST_QUERY_AFTER),
+                               else_=PaymentAttempt.next_query_at),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()  # expires any loaded copy of the attempt
     return intent.qr_code

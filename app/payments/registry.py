@@ -120,17 +120,19 @@ def max_amount_fen(channel: str) -> int:
     return current_app.config[f"{channel.upper()}_MAX_AMOUNT_FEN"]
 
 
-def channel_options(amount_fen: int) -> list[ChannelOption]:
-    """Every enabled channel, each marked available or not for this amount, right now."""
-    options = []
-    for name in enabled_channels():
-        reason = None
-        if amount_fen > max_amount_fen(name):
-            reason = _l("The amount is above this channel's limit.")
-        elif not is_healthy(name):
-            reason = _l("Temporarily unavailable; please use another payment method.")
-        options.append(ChannelOption(name, LABELS[name], reason is None, reason))
-    return options
+def channel_options(amount_fen: int, excluding: str | None = None) -> list[ChannelOption]:
+    """Every enabled channel but ``excluding``, each marked available or not for this
+    amount, right now."""
+    return [_option(name, amount_fen) for name in enabled_channels() if name != excluding]
+
+
+def _option(name: str, amount_fen: int) -> ChannelOption:
+    reason = None
+    if amount_fen > max_amount_fen(name):
+        reason = _l("The amount is above this channel's limit.")
+    elif not is_healthy(name):
+        reason = _l("Temporarily unavailable; please use another payment method.")
+    return ChannelOption(name, LABELS[name], reason is None, reason)
 
 
 def unavailable_reason(channel: str, amount_fen: int) -> LazyString | None:
@@ -138,7 +140,4 @@ def unavailable_reason(channel: str, amount_fen: int) -> LazyString | None:
     translated when read: compare it with None, as its truth would translate it)."""
     if channel not in enabled_channels():
         return _l("This payment method is not available.")
-    for option in channel_options(amount_fen):
-        if option.name == channel:
-            return option.reason
-    return _l("This payment method is not available.")
+    return _option(channel, amount_fen).reason
