@@ -111,3 +111,71 @@ def test_the_payout_account_needs_the_password_is_sealed_and_shown_masked(app, c
     for path in ("/earnings/", "/earnings/bank-account"):
         text = client.get(path).text
         assert "•••• 4567" in text and ACCOUNT_NUMBER not in text
+
+
+# --- A statement of more lines than a page ------------------------------------------------------
+
+
+def order_no(position: int) -> str:
+    """The order number `bulk_statement` gives the line at ``position``."""
+    return f"CC2026100{position:013d}"
+
+
+def test_a_long_statement_shows_its_lines_a_page_at_a_time(app):
+    from app.earnings.views import STATEMENT_PAGE_LINES as PAGE
+    from tests.test_statement_streaming import bulk_statement, instructor_client
+
+    total = 2 * PAGE + 3
+    bulk_statement(app, total)
+    client = instructor_client(app)
+    first = client.get("/earnings/statements/2026-10")
+    assert first.status_code == 200
+    assert order_no(1) in first.text and order_no(PAGE) in first.text and order_no(PAGE + 1) not in first.text
+    # The header and the whole statement's summary stay; the whole lies in the download.
+    assert "林晓" in first.text and 'id="closing"' in first.text
+    assert f"Lines 1 to {PAGE:,} of {total:,}" in first.text
+    assert 'href="/earnings/statements/2026-10.csv"' in first.text
+    assert 'rel="prev"' not in first.text and "Page 1 of 3" in first.text
+    assert 'href="/earnings/statements/2026-10?page=2"' in first.text  # next
+    following = client.get("/earnings/statements/2026-10?page=2")
+    assert order_no(PAGE) not in following.text and order_no(PAGE + 1) in following.text
+    assert order_no(2 * PAGE) in following.text and order_no(2 * PAGE + 1) not in following.text
+    assert 'href="/earnings/statements/2026-10?page=1"' in following.text  # previous
+    assert 'href="/earnings/statements/2026-10?page=3"' in following.text  # next
+    last = client.get("/earnings/statements/2026-10?page=3")
+    assert order_no(2 * PAGE + 1) in last.text and order_no(total) in last.text and order_no(2 * PAGE) not in last.text
+    assert 'rel="next"' not in last.text and f"of {total:,}" in last.text
+    chinese = client.get("/earnings/statements/2026-10?page=3", headers={"Accept-Language": "zh-CN"})
+    assert "第 3 页，共 3 页" in chinese.text and "全部明细见下载的 CSV 文件" in chinese.text
+
+
+@pytest.mark.parametrize(("page", "expected"), [
+    ("0", 400), ("-1", 400), ("abc", 400), ("1.5", 400), ("", 400), ("１", 400), (" 2", 400), ("9" * 5000, 400),
+    ("2", 404), ("999999999", 404),
+])
+def test_a_page_that_is_no_page_of_the_statement_is_refused_clearly(app, client, two_instructors, page, expected):
+    login(client, "lin@example.com", "teacher-password")
+    for period in ("2026-10", "2026-11"):  # closed, and the open month
+        response = client.get(f"/earnings/statements/{period}", query_string={"page": page})
+        assert response.status_code == expected, (period, page)
+        assert "Bad request" in response.text if expected == 400 else "Page not found" in response.text
+
+
+def test_a_short_statement_is_one_page_without_a_pager(app, client, two_instructors):
+    login(client, "lin@example.com", "teacher-password")
+    page = client.get("/earnings/statements/2026-10?page=1")
+    assert page.status_code == 200 and two_instructors["lin"] in page.text
+    assert 'class="pager"' not in page.text and "Lines 1 to" not in page.text
+
+
+def test_the_open_month_held_whole_is_paged_the_same_way():
+    from app.earnings.statements import document_page
+    from tests.test_statement_files import long_statement
+
+    document = long_statement(5)
+    pages = [document_page(document, number, size=2) for number in (1, 2, 3, 4)]
+    assert [page.document.rows for page in pages[:3]] == [document.rows[0:2], document.rows[2:4], document.rows[4:]]
+    assert [(page.first_line, page.last_line, page.page_count) for page in pages[:3]] == [(1, 2, 3), (3, 4, 3),
+                                                                                          (5, 5, 3)]
+    assert pages[3] is None
+    assert pages[2].document.closing_fen == document.closing_fen  # the summary is the whole month's

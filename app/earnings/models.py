@@ -176,7 +176,18 @@ class Statement(db.Model):
 
 class StatementLine(db.Model):
     """A row of a closed statement, as printed. ``entry_id`` is the journal entry it came
-    from; an entry belongs to one statement of an instructor only."""
+    from; an entry belongs to one statement of an instructor only.
+
+    Only ``statement_id`` is a foreign key. ``instructor_id`` and ``entry_id`` are copies
+    of what the statement and its `StatementEntry` rows record, and those carry the
+    database's guarantees: statements.instructor_id, and statement_entries' instructor_id
+    and entry_id, are foreign keys, and (instructor, entry) is unique there. The copies
+    agree with them because close_statement writes a line only for an entry it takes in,
+    in the same transaction, and no row of either table can change afterwards (append-only
+    triggers); the database does not check that agreement itself. As foreign keys of their
+    own they cost a busy month's close a lookup and a row lock per line (about 1 s of
+    9.7 s at 124,000 lines) and, given that agreement, guarded nothing the entries' keys
+    do not; nothing reads lines by them, so they have no index either."""
 
     __tablename__ = "statement_lines"
     # Lines are read in order, a batch at a time, by position (keyset pagination): this
@@ -187,8 +198,8 @@ class StatementLine(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     statement_id: Mapped[int] = mapped_column(ForeignKey("statements.id"))
-    instructor_id: Mapped[int] = mapped_column(ForeignKey("instructors.id"), index=True)
-    entry_id: Mapped[int] = mapped_column(ForeignKey("journal_entries.id"), index=True)
+    instructor_id: Mapped[int]
+    entry_id: Mapped[int]
     position: Mapped[int]
     occurred_at: Mapped[datetime]  # Beijing time, as printed
     kind: Mapped[str] = mapped_column(String(12))

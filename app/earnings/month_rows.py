@@ -11,9 +11,10 @@ that are neither a sale, a refund nor a release (payouts, adjustments) still go 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import datetime
 from itertools import groupby
+from operator import itemgetter
 from typing import Iterator, NamedTuple, Sequence
 
 from sqlalchemy import (
@@ -79,6 +80,12 @@ def movements(instructor_id: int, entries: Sequence[ColumnElement[bool]]) -> Mov
     return Movements(by_kind=by_kind, pending_fen=owed[pending], available_fen=owed[available])
 
 
+# A `StatementRow`'s fields in its own order, as a plain tuple: what a closed statement
+# stores, built without a frozen dataclass each (a busy month has a hundred thousand).
+RowValues = tuple
+ROW_KIND, ROW_SHARE = 1, 9  # the kind and share_fen of RowValues
+
+
 class EntryRows(NamedTuple):
     """One journal entry as a statement takes it in: how it moved what the instructor is
     owed, by its postings, and the rows it prints (none for a release)."""
@@ -89,19 +96,37 @@ class EntryRows(NamedTuple):
     rows: list[StatementRow]
 
 
+class EntryValues(NamedTuple):
+    """`EntryRows` with each row as its `RowValues`."""
+
+    entry_id: int
+    pending_fen: int
+    available_fen: int
+    rows: list[RowValues]
+
+
 def month_entries(instructor_id: int, entries: Sequence[ColumnElement[bool]]) -> Iterator[EntryRows]:
     """Every entry matching ``entries`` (criteria on `JournalEntry`) that posts to the
     instructor's accounts, in statement order (time, then id), with the rows `rows_for`
-    would give it; each entry's rows are checked to add up to its postings.
+    would give it; each entry's rows are checked to add up to its postings. As
+    `month_entry_values`, which says how it reads them."""
+    for entry_id, pending_fen, available_fen, rows in month_entry_values(instructor_id, entries):
+        yield EntryRows(entry_id, pending_fen, available_fen, [StatementRow(*values) for values in rows])
+
+
+def month_entry_values(instructor_id: int, entries: Sequence[ColumnElement[bool]]) -> Iterator[EntryValues]:
+    """`month_entries` with each row as its field values: for a writer that stores them.
 
     One query, streamed (a server-side cursor on PostgreSQL), gives a sale's entry with
     every line of its order (the fee is spread over all of them) and a refund's with the
     lines it refunds, each with its fee and this instructor's share; memory holds one
-    batch. The caller may write between entries in the same transaction, but must not
-    end it before the entries are exhausted."""
-    result = db.session.execute(_facts(instructor_id, entries), execution_options={"yield_per": FETCH_BATCH})
-    for entry_id, facts in groupby(result, key=lambda fact: fact.entry_id):
-        yield _entry_rows(entry_id, list(facts), instructor_id)
+    batch. A Core query, its rows read by position: ORM result rows and named access
+    cost more than the rows' own arithmetic. The caller may write between entries in
+    the same transaction, but must not end it before the entries are exhausted."""
+    result = db.session.connection().execute(
+        _facts(instructor_id, entries), execution_options={"yield_per": FETCH_BATCH})
+    for entry_id, facts in groupby(result, key=itemgetter(0)):
+        yield _entry_values(entry_id, list(facts), instructor_id)
 
 
 def _facts(instructor_id: int, entries: Sequence[ColumnElement[bool]]) -> Select:
@@ -155,41 +180,37 @@ def _facts(instructor_id: int, entries: Sequence[ColumnElement[bool]]) -> Select
     return select(facts).order_by(facts.c.created_at, facts.c.entry_id, facts.c.line_id)
 
 
-def _entry_rows(entry_id: int, facts: list[Row], instructor_id: int) -> EntryRows:
+def _entry_values(entry_id: int, facts: list[Row], instructor_id: int) -> EntryValues:
+    # The facts' columns by position (`_facts`): the entry's first, its line's from the seventh.
     first = facts[0]
-    if first.kind in ("payment", "refund"):
-        occurred_at = beijing(first.created_at).replace(tzinfo=None)
-        kind, sign = ("sale", 1) if first.kind == "payment" else ("refund", -1)
-        rows = list(_line_rows(occurred_at, kind, facts, first.fee_fen or 0, sign))
-    elif first.kind == "release":
+    entry_kind = first[1]
+    if entry_kind in ("payment", "refund"):
+        occurred_at = beijing(first[2]).replace(tzinfo=None)
+        kind, sign = ("sale", 1) if entry_kind == "payment" else ("refund", -1)
+        rows = _line_values(occurred_at, kind, facts, first[5] or 0, sign)
+    elif entry_kind == "release":
         rows = []
     else:
-        rows = rows_for([db.session.get(JournalEntry, entry_id)], instructor_id)
+        rows = [astuple(row) for row in rows_for([db.session.get(JournalEntry, entry_id)], instructor_id)]
     # Instructor accounts are credits: the instructor gains when the sum falls.
-    pending_fen, available_fen = -first.pending_posted, -first.available_posted
-    if sum(row.share_fen for row in rows) != pending_fen + available_fen:
+    pending_fen, available_fen = -first[3], -first[4]
+    if sum(row[ROW_SHARE] for row in rows) != pending_fen + available_fen:
         raise ActivityMismatch(f"entry {entry_id}: rows do not add up for instructor {instructor_id}")
-    return EntryRows(entry_id, pending_fen, available_fen, rows)
+    return EntryValues(entry_id, pending_fen, available_fen, rows)
 
 
-def _line_rows(occurred_at: datetime, kind: str, lines: list[Row], fee_fen: int,
-               sign: int) -> Iterator[StatementRow]:
+def _line_values(occurred_at: datetime, kind: str, lines: list[Row], fee_fen: int, sign: int) -> list[RowValues]:
     """As `activity._line_rows`: one row per line the instructor has a share of, the fee
     spread over the lines by amount, the way it was charged."""
-    fees = [fee_fen] if len(lines) == 1 else allocate(fee_fen, [line.amount_fen for line in lines])
-    for line, line_fee in zip(lines, fees):
-        if line.weight is None:
+    # line[9]: the order line's amount_fen (the facts' columns, `_facts`).
+    fees = [fee_fen] if len(lines) == 1 else allocate(fee_fen, [line[9] for line in lines])
+    rows = []
+    for (_entry_id, _entry_kind, _created_at, _pending, _available, _fee_fen, order_no, _line_id, title, amount_fen,
+         tax_fen, commission_bps, weight, weight_total, share_fen), line_fee in zip(lines, fees):
+        if weight is None:
             continue
-        yield StatementRow(
-            occurred_at=occurred_at,
-            kind=kind,
-            order_no=line.order_no,
-            course_title=line.title,
-            amount_fen=sign * line.amount_fen,
-            tax_fen=sign * line.tax_fen,
-            fee_fen=sign * line_fee,
-            rate_bps=line.commission_bps,
-            weight_note=f"{line.weight}/{line.weight_total}" if line.weight_total != line.weight else None,
-            share_fen=sign * line.share_fen,
-            memo="",
-        )
+        rows.append((
+            occurred_at, kind, order_no, title, sign * amount_fen, sign * tax_fen, sign * line_fee, commission_bps,
+            f"{weight}/{weight_total}" if weight_total != weight else None, sign * share_fen, "",
+        ))
+    return rows

@@ -5,11 +5,13 @@ in any URL, so nobody can ask for someone else's.
 """
 from __future__ import annotations
 
+import re
 from typing import Iterable
 
 from babel.dates import get_month_names
 from flask import (
-    Blueprint, Response, abort, current_app, flash, redirect, render_template, stream_with_context, url_for,
+    Blueprint, Response, abort, current_app, flash, redirect, render_template, request, stream_with_context,
+    url_for,
 )
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
@@ -28,7 +30,9 @@ from app.earnings.payouts import payouts_of
 from app.earnings.rules import RULE_TEXT
 from app.earnings.statement_downloads import statement_csv_stream, statement_pdf_file
 from app.earnings.statement_files import statement_csv_chunks, statement_pdf
-from app.earnings.statements import find_statement, open_document, statements_of, stored_document
+from app.earnings.statements import (
+    document_page, find_statement, open_document, statements_of, stored_page,
+)
 from app.earnings.summary import english_titles, monthly_earnings, recent_activity, summary_of
 from app.extensions import db
 from app.i18n import current_language
@@ -98,12 +102,6 @@ def _closed_or_open(instructor: Instructor, period: str) -> Statement | None:
     return statement
 
 
-def _document(instructor: Instructor, period: str) -> StatementDocument:
-    """A closed month's stored statement, or the open month's live one; else 404."""
-    statement = _closed_or_open(instructor, period)
-    return stored_document(statement) if statement is not None else open_document(instructor.id)
-
-
 def _rule_text(document: StatementDocument) -> str:
     """How shares are computed: today's rule in the reader's language; a statement closed
     under other words keeps them."""
@@ -113,12 +111,38 @@ def _rule_text(document: StatementDocument) -> str:
     return document.rule_text
 
 
+# Lines a statement page shows at a time: a busy month prints a hundred thousand, a page
+# of them all would be tens of megabytes of HTML. The CSV download has every line.
+STATEMENT_PAGE_LINES = 500
+# A page number as the pager writes it: ASCII digits only (int() also takes "١٢" or
+# " 12"), at most nine (int() raises on a string of thousands of digits).
+PAGE_NUMBER = re.compile(r"[1-9][0-9]{0,8}")
+
+
+def _page_number() -> int:
+    """The ``page`` a statement URL asks for, 1 without one; 400 for anything else."""
+    asked = request.args.get("page", "1")
+    if not PAGE_NUMBER.fullmatch(asked):
+        abort(400)
+    return int(asked)
+
+
 @bp.route("/statements/<period>")
 @login_required
 def statement(period: str) -> str:
-    document = _document(_instructor(), period)
+    """A statement's header and summary, and its lines a page at a time; 404 past the last page."""
+    instructor = _instructor()
+    statement = _closed_or_open(instructor, period)
+    number = _page_number()
+    if statement is not None:
+        page = stored_page(statement, number, STATEMENT_PAGE_LINES)
+    else:
+        page = document_page(open_document(instructor.id), number, STATEMENT_PAGE_LINES)
+    if page is None:
+        abort(404)
+    document = page.document
     return render_template(
-        "earnings/statement.html", document=document, rule_text=_rule_text(document),
+        "earnings/statement.html", document=document, page=page, rule_text=_rule_text(document),
         course_titles=_course_titles(list(document.rows)),
     )
 
