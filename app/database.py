@@ -60,11 +60,13 @@ def ping_idle_connections(engine: Engine) -> None:
         if checked_in_at is None or time.monotonic() - checked_in_at < IDLE_PING_SECONDS:
             return  # new, or in use a moment ago
         try:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("SELECT 1")
-            cursor.close()
+            # The dialect's own ping leaves no transaction open behind it (a bare SELECT
+            # would, and the status poll then could not switch the connection to autocommit).
+            alive = engine.dialect.do_ping(dbapi_connection)
         except Exception as error:  # the driver's own error types differ; any failure means dead
             raise exc.DisconnectionError() from error
+        if not alive:
+            raise exc.DisconnectionError()
 
 
 def configure_sqlite(engine: Engine) -> None:

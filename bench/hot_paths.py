@@ -289,14 +289,18 @@ def confirm_to_paid(stack: Stack, results: Results, buyers: list[tuple[fixtures.
                     failures += 1
                 continue
             deadline = started + 30
+            paid = False
             while time.perf_counter() < deadline:
-                status = browser.get(f"{stack.site_url}/orders/{body['order_no']}/status", timeout=10).json()
-                if status["status"] == "paid":
+                status = browser.get(f"{stack.site_url}/orders/{body['order_no']}/status", timeout=10)
+                if status.status_code != 200:
+                    break  # an error answer fails this order; it must not end the client
+                if status.json()["status"] == "paid":
+                    paid = True
                     with lock:
                         latencies.append((time.perf_counter() - started) * 1000)
                     break
                 time.sleep(STATUS_POLL_SECONDS)
-            else:
+            if not paid:
                 with lock:
                     failures += 1
 

@@ -47,6 +47,16 @@ def test_an_idle_connection_that_died_is_replaced_before_use(
     assert pooled_backend_pid(pg_app) != dead
 
 
+def test_a_ping_leaves_no_transaction_open(pg_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The status poll switches its connection to autocommit, which a driver refuses
+    # inside a transaction: the ping must not have begun one.
+    pooled_backend_pid(pg_app)
+    monkeypatch.setattr(database, "IDLE_PING_SECONDS", 0.0)
+    with pg_app.app_context(), db.engine.connect() as connection:
+        autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
+        assert autocommit.exec_driver_sql("SELECT 1").scalar_one() == 1
+
+
 def test_a_connection_in_steady_use_is_not_pinged_and_one_failure_clears_the_pool(
     pg_app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
