@@ -20,7 +20,7 @@ from typing import Any
 import time
 
 from sqlalchemy import DDL, Table, event, exc
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
 # A pooled connection idle longer than this is pinged before it is handed out.
@@ -67,6 +67,20 @@ def ping_idle_connections(engine: Engine) -> None:
             raise exc.DisconnectionError() from error
         if not alive:
             raise exc.DisconnectionError()
+
+
+def one_statement_connection(engine: Engine) -> Connection:
+    """A connection for a single statement, outside any ORM session.
+
+    On PostgreSQL in autocommit: one statement is atomic and sees one snapshot by itself,
+    and without BEGIN and COMMIT around it, it is one round trip to the server instead of
+    three. SQLite keeps its transaction: `configure_sqlite` decides how SQLite begins
+    one, and autocommit would change that connection's setting for whoever uses it next
+    (the pool resets PostgreSQL's)."""
+    connection = engine.connect()
+    if engine.dialect.name == "postgresql":
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+    return connection
 
 
 def configure_sqlite(engine: Engine) -> None:

@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import session
-from sqlalchemy import Connection, and_, bindparam, func, select, true
+from sqlalchemy import and_, bindparam, func, select, true
 
 from app.accounts.models import STAFF_ROLES, User
 from app.accounts.services import session_id_parts
 from app.accounts.signin import second_factor_marked_for
 from app.checkout.models import Order
 from app.checkout.services import ORDER_NO_RE
+from app.database import one_statement_connection
 from app.extensions import db
 from app.payments.models import PaymentAttempt
 
@@ -89,21 +90,6 @@ SECOND_FACTOR_REQUIRED = Refusal(401, "second_factor_required", "Pass the second
 NOT_FOUND = Refusal(404, "order_not_found", "No such order.")
 
 
-def _connection() -> Connection:
-    """A connection for the one statement, without an ORM session around it.
-
-    On PostgreSQL in autocommit: a single statement sees one snapshot by itself, and
-    without BEGIN and ROLLBACK around it the read is one round trip to the server
-    instead of three. SQLite keeps its transaction: app/database.py decides how SQLite
-    begins one, and autocommit would change that connection's setting for whoever
-    uses it next (the pool resets PostgreSQL's).
-    """
-    connection = db.engine.connect()
-    if connection.dialect.name == "postgresql":
-        connection.execution_options(isolation_level="AUTOCOMMIT")
-    return connection
-
-
 def poll(order_no: str) -> PolledOrder | Refusal:
     """The polled order and its current attempt, if the signed-in user owns it; else why not.
 
@@ -116,7 +102,7 @@ def poll(order_no: str) -> PolledOrder | Refusal:
     # Text that cannot be an order number is not looked up (PostgreSQL refuses some of
     # it, a NUL byte say); the user still is: a stale session gets 401 whatever the URL.
     wanted = order_no if ORDER_NO_RE.fullmatch(order_no) else ""
-    with _connection() as connection:
+    with one_statement_connection(db.engine) as connection:
         row = connection.execute(POLL, {"order_no": wanted, "user_id": user_id, "version": version}).first()
     if row is None:
         return NOT_SIGNED_IN
