@@ -13,7 +13,8 @@ from app.checkout.models import Order
 from app.extensions import db
 from app.jobs import enqueue
 from app.jobs.tasks import process_notification
-from app.payments import refund_workflow
+from app.payments import refund_workflow, services
+from app.payments.channels.base import Notification, TradeState
 from app.payments.models import InboxNotification, PaymentAttempt, Refund, RejectedNotification
 from tests.alipay_oracle import notification_fields, signed_body
 from tests.helpers import (
@@ -52,6 +53,23 @@ def test_a_new_callback_is_stored_by_one_statement_and_no_savepoint(app, client,
             select(PaymentAttempt.id).where(PaymentAttempt.out_trade_no == out_trade_no)
         )
         assert (row.deliveries, row.status, row.attempt_id) == (2, "received", attempt_id)
+
+
+def test_on_postgresql_a_new_callback_commits_by_itself(app, client, is_postgres) -> None:
+    """The one INSERT runs in autocommit (no BEGIN and COMMIT round trips around it): it
+    is stored before the view commits its session, whatever that session does."""
+    if not is_postgres:
+        pytest.skip("SQLite stores it in the caller's transaction, which holds its write lock")
+    _, out_trade_no = pending_order(app, client)
+    notification = Notification(
+        channel="alipay", notify_id="n-autocommit", out_trade_no=out_trade_no, channel_trade_no="2026112422001",
+        state=TradeState.PAID, amount_fen=10000, currency="CNY", paid_at=None, raw={},
+    )
+    with app.app_context():
+        stored = services.store_notification(notification, "body")
+        db.session.rollback()  # the caller's session gives up: the row stays all the same
+        assert stored.is_new
+        assert db.session.get(InboxNotification, stored.inbox_id).dedupe_key == "alipay:n-autocommit"
 
 
 def test_a_callback_for_another_amount_stores_nothing_and_says_why(app, client, queued) -> None:
