@@ -15,9 +15,8 @@ write lock up front. A deferred transaction that reads, then writes, can fail wi
 """
 from __future__ import annotations
 
-from typing import Any
-
 import time
+from typing import Any
 
 from sqlalchemy import DDL, Table, event, exc
 from sqlalchemy.engine import Connection, Engine
