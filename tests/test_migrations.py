@@ -1,12 +1,8 @@
 """Migrations have one head, and `flask db upgrade` builds the schema the models describe."""
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
-from typing import Iterator
 
-import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
@@ -41,25 +37,6 @@ def test_upgrade_builds_the_schema_of_the_models(keys_dir: Path, tmp_path: Path)
         db.engine.dispose()
     assert differences == []
     assert {"orders", "payment_attempts", "notification_inbox", "postings"} <= set(tables)
-
-
-@pytest.fixture
-def empty_database_url(tmp_path: Path) -> Iterator[str]:
-    """An empty database of the suite's kind: a SQLite file, or a fresh PostgreSQL one."""
-    admin_url = os.environ.get("TEST_POSTGRES_URL")
-    if not admin_url:
-        yield f"sqlite:///{tmp_path / 'roundtrip.db'}"
-        return
-    name = f"cashier_migrations_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 BEFORE_EARNINGS = "8f2a1876d696"

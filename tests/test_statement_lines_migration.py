@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from app import create_app
 from app.extensions import db
 from tests.conftest import base_config
-from tests.test_migrations import empty_database_url  # noqa: F401  (a fixture: SQLite file or fresh PostgreSQL)
 
 BEFORE = "e5d19a7c3b42"
 THIS = "b7e2c9d40a16"
