@@ -4,6 +4,7 @@ import logging
 import os
 import shutil
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -108,34 +109,11 @@ def _postgres_admin_url() -> str | None:
     return os.environ.get("TEST_POSTGRES_URL") or None
 
 
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """SQLite by default; a fresh PostgreSQL database when TEST_POSTGRES_URL is set."""
-    admin_url = _postgres_admin_url()
-    if admin_url is None:
-        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'cashier.db'}"
-        return
-    name = f"cashier_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
-@pytest.fixture
-def empty_database_url(tmp_path: Path) -> Iterator[str]:
-    """An empty database of the suite's kind: a SQLite file, or a fresh PostgreSQL one."""
-    admin_url = _postgres_admin_url()
-    if not admin_url:
-        yield f"sqlite:///{tmp_path / 'roundtrip.db'}"
-        return
-    name = f"cashier_migrations_{uuid.uuid4().hex[:10]}"
+@contextmanager
+def fresh_postgres_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database named ``prefix`` + random hex; its URL, and
+    dropped afterwards (forcibly: a test may leave a connection open)."""
+    name = f"{prefix}{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
@@ -145,6 +123,28 @@ def empty_database_url(tmp_path: Path) -> Iterator[str]:
         with admin.connect() as connection:
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """SQLite by default; a fresh PostgreSQL database when TEST_POSTGRES_URL is set."""
+    admin_url = _postgres_admin_url()
+    if admin_url is None:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'cashier.db'}"
+        return
+    with fresh_postgres_database(admin_url, "cashier_test_") as url:
+        yield url
+
+
+@pytest.fixture
+def empty_database_url(tmp_path: Path) -> Iterator[str]:
+    """An empty database of the suite's kind: a SQLite file, or a fresh PostgreSQL one."""
+    admin_url = _postgres_admin_url()
+    if not admin_url:
+        yield f"sqlite:///{tmp_path / 'roundtrip.db'}"
+        return
+    with fresh_postgres_database(admin_url, "cashier_migrations_") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

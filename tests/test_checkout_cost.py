@@ -6,45 +6,27 @@ and the emulator stores a precreated trade in one statement, however many race f
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
-from typing import Iterator
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from app.accounts.services import create_token
+from app.catalog.models import Course
 from app.checkout import services
 from app.checkout.checkout_flow import change_channel
-from app.catalog.models import Course
 from app.checkout.models import Order
 from app.extensions import db
 from app.gateway import trades
 from app.gateway.models import GatewayAlipayTrade
 from app.payments.models import PaymentAttempt
-from tests.helpers import login, make_course, make_learner, without_begin
+from tests.helpers import login, make_course, make_learner, recorded_statements, without_begin
 
 # POST /api/v1/orders for one course, site and emulator together (the tests mount the
 # emulator on the same app, so its statements count here too), as measured on SQLite
 # when this test was written: lower it after an optimisation, raise it only with a reason.
 API_CHECKOUT_BUDGET = 28
-
-
-@contextmanager
-def statements(app: Flask) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ARG001
-        seen.append(" ".join(statement.split()))
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 @pytest.fixture
@@ -63,7 +45,7 @@ def test_an_api_checkout_sends_the_new_order_to_its_channel_without_reading_it_b
     warm = client.post("/api/v1/orders", json={"course_ids": [courses[1]]},
                        headers={"Authorization": f"Bearer {token}"})
     assert warm.status_code == 201
-    with statements(app) as seen:
+    with recorded_statements(app) as seen:
         answer = client.post("/api/v1/orders", json={"course_ids": [courses[0]]},
                              headers={"Authorization": f"Bearer {token}"})
     assert answer.status_code == 201 and answer.json["qr_code"]
@@ -85,7 +67,7 @@ def test_the_pay_page_reads_what_it_shows_once(app, client, buyer):
     answer = client.post("/api/v1/orders", json={"course_ids": courses[:2]},
                          headers={"Authorization": f"Bearer {token}"})
     login(client)
-    with statements(app) as seen:
+    with recorded_statements(app) as seen:
         page = client.get(f"/orders/{answer.json['order_no']}/pay")
     assert page.status_code == 200 and "<svg" in page.text
     with app.app_context():  # the English page shows each course's English title
@@ -103,7 +85,7 @@ def test_the_api_answer_reads_the_order_and_its_lines_in_one_statement(app, clie
     assert answer.status_code == 201
     assert [line["course_id"] for line in answer.json["lines"]] == courses
     assert sum(line["amount_fen"] for line in answer.json["lines"]) == answer.json["total_fen"]
-    with statements(app) as seen:
+    with recorded_statements(app) as seen:
         again = client.post("/api/v1/orders", json={"course_ids": courses},
                             headers={"Authorization": f"Bearer {token}"})
     # The same courses again: the waiting order, its QR code already issued.
