@@ -11,7 +11,7 @@ that are neither a sale, a refund nor a release (payouts, adjustments) still go 
 """
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, fields
 from datetime import datetime
 from itertools import groupby
 from operator import itemgetter
@@ -83,7 +83,8 @@ def movements(instructor_id: int, entries: Sequence[ColumnElement[bool]]) -> Mov
 # A `StatementRow`'s fields in its own order, as a plain tuple: what a closed statement
 # stores, built without a frozen dataclass each (a busy month has a hundred thousand).
 RowValues = tuple
-ROW_KIND, ROW_SHARE = 1, 9  # the kind and share_fen of RowValues
+_ROW_FIELDS = [field.name for field in fields(StatementRow)]
+ROW_KIND, ROW_SHARE = _ROW_FIELDS.index("kind"), _ROW_FIELDS.index("share_fen")  # their places in RowValues
 
 
 class EntryRows(NamedTuple):
