@@ -13,6 +13,7 @@ from typing import Iterator
 
 from sqlalchemy import ColumnElement, exists, func, insert, select
 
+from app import followups
 from app.catalog.models import Instructor
 from app.earnings.activity import entries_touching
 from app.earnings.documents import StatementDocument, StatementRow
@@ -178,6 +179,7 @@ def close_statement(instructor_id: int, period: str) -> Statement:
     # The ledger's own figure over the entries taken in must agree, to the fen.
     if (pending, available) != (month.pending_fen, month.available_fen) or pending + available != month.closing_fen:
         raise StatementMismatch(f"statement {period} of instructor {instructor_id} disagrees with the ledger")
+    followups.statement_ready(statement.id)
     return statement
 
 

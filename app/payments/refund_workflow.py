@@ -21,6 +21,7 @@ from app.audit.services import record
 from app.catalog.models import Enrollment, Lesson, LessonView
 from app.checkout.models import Order, OrderLine
 from app.errors import ServiceError
+from app import followups
 from app.extensions import db
 from app.ledger.fees import refund_fee
 from app.ledger.services import post_refund
@@ -175,6 +176,7 @@ def request_refund(order_id: int, user_id: int, line_ids: Sequence[int] | None, 
     ]
     db.session.add(refund)
     db.session.flush()
+    followups.refund_requested(refund.id)
     return refund.id
 
 
@@ -276,6 +278,7 @@ def reject_refund(refund_id: int, staff_id: int, reason: str) -> None:
         raise RefundError("not_pending", "This refund is not waiting for a decision.")
     db.session.refresh(refund)
     record(staff_id, "refund.reject", "refund", refund.id, text, before, _snapshot(refund))
+    followups.refund_rejected(refund.id)
 
 
 def retry_refund(refund_id: int, staff_id: int, reason: str) -> None:
@@ -313,6 +316,7 @@ def complete_customer_refund(refund: Refund) -> None:
         _revoke_unless_held_elsewhere(order.user_id, line.course_id, order.id)
     record(None, "refund.succeeded", "refund", refund.id, "the channel returned the money",
            None, {"amount_fen": refund.amount_fen, "order_status": db.session.get(Order, order.id).status})
+    followups.refund_succeeded(refund.id)
 
 
 def book_returned_fee(refund: Refund) -> int:
@@ -359,6 +363,7 @@ def _revoke_unless_held_elsewhere(user_id: int, course_id: int, refunded_order_i
         enrollment.order_id = other
     else:
         enrollment.revoked_at = now()
+        followups.enrollment_revoked(user_id, course_id, refunded_order_id)
     db.session.flush()
 
 

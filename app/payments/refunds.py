@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 
+from app import followups
 from app.extensions import db
 from app.ledger.services import post_orphan_refund
 from app.payments.channels.base import RefundRequest, RefundResult, RefundState
@@ -102,10 +103,13 @@ def apply_refund_result(refund_id: int, result: RefundResult) -> str:
 
 def fail_refund(refund_id: int, error: str) -> bool:
     """The channel refused: staff see it with the reason and may retry it."""
-    return compare_and_set(
+    failed = compare_and_set(
         Refund, refund_id, "refund", "processing", "fail",
         last_error=error[:255], next_check_at=None,
     )
+    if failed:
+        followups.refund_failed(refund_id)
+    return failed
 
 
 def note_refund_unknown(refund_id: int, error: str) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import joinedload
 from app.cart import coupons
 from app.catalog.models import Course, Enrollment
 from app.checkout.models import Order, OrderLine
+from app import followups
 from app.extensions import db
 from app.ledger.fees import payment_fee
 from app.ledger.services import post_sale, post_unallocated_receipt
@@ -188,6 +189,7 @@ def _fulfil(
 ) -> None:
     post_sale(order, channel, attempt_id, fee_fen)
     grant_enrollments(order, enrollments)
+    followups.order_paid(order.id)
 
 
 def grant_enrollments(order: Order, enrollments: list[Row]) -> None:
@@ -213,6 +215,8 @@ def grant_enrollments(order: Order, enrollments: list[Row]) -> None:
             .values(revoked_at=None, order_id=order.id)
             .execution_options(synchronize_session="fetch")
         )
+    for course_id in new + revoked:
+        followups.enrollment_granted(order.user_id, course_id, order.id)
 
 
 def apply_trade_status(attempt_id: int, status: TradeStatus) -> Settlement:
