@@ -204,6 +204,8 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None) ->
         ),
         # The smallest available balance finance pays out in a batch.
         "PAYOUT_MINIMUM_FEN": _int(env, "PAYOUT_MINIMUM_FEN", 10000, minimum=1),
+        # The largest invoice file (PDF or OFD) finance may upload, in bytes.
+        "INVOICE_MAX_FILE_BYTES": _int(env, "INVOICE_MAX_FILE_BYTES", 5 * 1024 * 1024, minimum=1024),
         "CHANNEL_TIMEOUT_SECONDS": float(env.get("CHANNEL_TIMEOUT_SECONDS") or 10),
         # Daily reconciliation: a record we completed this close before midnight may be
         # on the channel's next bill; yesterday's bills are fetched from this Beijing

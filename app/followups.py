@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from app.invoices import services as invoices
+
 
 def order_paid(order_id: int) -> None:
     """An order was paid (by a channel, by balance, or late after it had closed)."""
@@ -26,6 +28,7 @@ def refund_rejected(refund_id: int) -> None:
 
 def refund_succeeded(refund_id: int) -> None:
     """A customer refund went through: the money is back with the learner."""
+    invoices.apply_refund(refund_id)
 
 
 def refund_failed(refund_id: int) -> None:

@@ -39,6 +39,8 @@ from app.config import EMULATOR_ALIPAY_APP_ID, EMULATOR_WECHAT_MCH_ID
 from app.earnings.statements import close_statement
 from app.extensions import db
 from app.gateway import faults
+from app.invoices import services as invoices
+from app.invoices.models import InvoiceRequest
 from app.money import format_yuan
 from app.payments.models import Refund
 from tests.admin.test_access_matrix import admin_routes
@@ -126,6 +128,9 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("checkout.switch", "POST"):                       "login  ok     404    404    404    404    404    404    2fa",
     ("checkout.request_refund", "GET"):                "login  ok     404    404    404    404    404    404    2fa",
     ("checkout.request_refund", "POST"):               "login  ok     404    404    404    404    404    404    2fa",
+    ("invoices.request_invoice", "GET"):               "login  ok     404    404    404    404    404    404    2fa",
+    ("invoices.request_invoice", "POST"):              "login  ok     404    404    404    404    404    404    2fa",
+    ("invoices.download", "GET"):                      "login  ok     404    404    404    404    404    404    2fa",
 
     # An instructor's own earnings; the other instructor has no statement for the month.
     ("earnings.index", "GET"):                         "login  403    403    ok     ok     403    403    403    2fa",
@@ -308,6 +313,10 @@ REQUESTS: dict[tuple[str, ...], Call] = {
     ("checkout.request_refund", "GET"): Call("/orders/{paid}/refund"),
     ("checkout.request_refund", "POST"): Call("/orders/{paid}/refund", then="/orders",
                                               data={"reason": "Not the course for me", "lines": "{paid_line}"}),
+    ("invoices.request_invoice", "GET"): Call("/orders/{paid}/invoice"),
+    ("invoices.request_invoice", "POST"): Call("/orders/{paid}/invoice", then="/orders", data={
+        "title_type": "personal", "title": "Ann", "tax_id": "", "email": "ann@example.com"}),
+    ("invoices.download", "GET"): Call("/orders/{october}/invoices/{october_invoice}/file"),
 
     ("earnings.index", "GET"): Call("/earnings/"),
     ("earnings.statement", "GET"): Call(f"/earnings/statements/{CLOSED_PERIOD}"),
@@ -390,6 +399,9 @@ def build_world(app: Flask, clock: Clock, visitor: str) -> World:
         fault_id = faults.set_fault("drop_notify", out_trade_no="MATRIX-NONE")
         tokens = {name: create_token(user_id, "matrix") for name, user_id in users.items()}
         spare_token = create_token(users["learner"], "spare")
+        october_invoice = invoices.request_invoice(
+            october_id, users["learner"], invoices.InvoiceValues("personal", "Ann", "", EMAILS["learner"]))
+        invoices.issue_invoice(october_invoice, users["finance"], "12345678", b"%PDF-1.4 matrix")
         db.session.commit()
         paid = db.session.get(Order, paid_id)
         values: dict[str, Any] = {
@@ -400,6 +412,7 @@ def build_world(app: Flask, clock: Clock, visitor: str) -> World:
             "cart_course": courses["design"],
             "api_course": courses["sql"],
             "fault_id": fault_id,
+            "october_invoice": october_invoice,
             "spare_token": spare_token,
             "spare_token_id": db.session.scalar(
                 select(ApiToken.id).where(ApiToken.user_id == users["learner"], ApiToken.name == "spare")),
@@ -515,19 +528,23 @@ def world_after(world: World) -> dict[str, object]:
                 select(Refund).where(Refund.order_id == paid.id)).all()),
             "Ann's spare token works": user_for_token(world.values["spare_token"]) is not None,
             "the orders paid at the emulator": (order("alipay_order").status, order("wechat_order").status),
+            "invoice requests of Ann's paid order": len(db.session.scalars(
+                select(InvoiceRequest).where(InvoiceRequest.order_id == paid.id)).all()),
         }
 
 
 def expected_after(visitor: str) -> dict[str, object]:
     """Ann's own POSTs switched her order to WeChat Pay, asked for a refund and revoked
     her spare token; nobody else's changed anything of hers. Whoever opened the QR pages
-    paid those two orders, as anyone holding a payment code can."""
+    paid those two orders, as anyone holding a payment code can. Ann's POSTs also asked
+for an invoice of her paid order."""
     owner = visitor == "learner"
     return {
         "Ann's pending order": ("pending", "wechat" if owner else "alipay"),
         "refunds of Ann's paid order": 1 if owner else 0,
         "Ann's spare token works": not owner,
         "the orders paid at the emulator": ("paid", "paid"),
+        "invoice requests of Ann's paid order": 1 if owner else 0,
     }
 
 

@@ -16,6 +16,7 @@ from app.admin.catalog_views import CouponView, UserView
 from app.admin.dashboard import DashboardView
 from app.admin.earnings_views import (CommissionRuleView, CourseWithAuthorsView, InstructorWithEarningsView,
                                       StatementView)
+from app.admin.invoice_views import InvoiceView
 from app.admin.jobs_view import FailedJobsView
 from app.admin.money_views import (AttemptView, AuditView, ChannelHealthView, InboxView, OrderView,
                                    OrphanView, RejectedView)
@@ -28,6 +29,7 @@ from app.catalog.models import Course, Instructor
 from app.checkout.models import Order
 from app.earnings.models import CommissionRule, Statement
 from app.extensions import db
+from app.invoices.models import InvoiceRequest
 from app.payments.models import (InboxNotification, OrphanPayment, PaymentAttempt, Refund,
                                  RejectedNotification)
 
@@ -50,6 +52,7 @@ def init_admin(app: Flask) -> Admin:
         RejectedView(RejectedNotification, db, name="Rejected notifications", endpoint="rejected",
                      category=MONEY),
         ReconciliationView(name="Reconciliation", endpoint="reconciliation", category=MONEY),
+        InvoiceView(InvoiceRequest, db, name="Invoices", endpoint="invoice", category=MONEY),
         CouponView(Coupon, db, name="Coupons", endpoint="coupon", category=CATALOG),
         # Courses and instructors with their earnings pages (co-authors; balances, adjustments).
         CourseWithAuthorsView(Course, db, name="Courses", endpoint="course", category=CATALOG),

@@ -38,6 +38,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # Everyone on staff sees what the bills and our records disagree on (support hears
     # of a missing payment from the learner first); finance settles it.
     "reconciliation": STAFF,
+    # Invoice requests carry learners' tax ids: support reads them, finance decides.
+    "invoice": STAFF,
 }
 
 ACTIONS: dict[tuple[str, str], frozenset[str]] = {
@@ -69,6 +71,10 @@ ACTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("reconciliation", "resolve"): FINANCE_AND_ADMIN,
     ("reconciliation", "ask_channel"): FINANCE_AND_ADMIN,
     ("reconciliation", "run"): FINANCE_AND_ADMIN,
+    # Invoices; the invoice service checks the roles again.
+    ("invoice", "issue"): FINANCE_AND_ADMIN,
+    ("invoice", "reject"): FINANCE_AND_ADMIN,
+    ("invoice", "red_letter"): FINANCE_AND_ADMIN,
 }
 
 

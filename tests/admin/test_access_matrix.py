@@ -24,6 +24,7 @@ from app.earnings.bank_accounts import save_bank_account
 from app.earnings.models import CommissionRule
 from app.earnings.statements import close_statement
 from app.extensions import db
+from app.invoices import services as invoices
 from app.payments.models import InboxNotification, PaymentAttempt
 from app.payments.refund_workflow import SECOND_APPROVERS
 from app.reconciliation.matching import PAYMENT, DiscrepancyKind, Finding
@@ -69,6 +70,8 @@ def row_ids(app: Flask, paid_order: PaidOrder, staff: dict[str, int]) -> dict[st
         missing = Finding(DiscrepancyKind.MISSING_OURS, PAYMENT, "MATRIX-TRADE",
                           theirs_amount_fen=100, theirs_state="succeeded", theirs_fee_fen=1)
         [discrepancy_id] = record_run("alipay", date(2026, 11, 19), 1, [missing], now()).discrepancy_ids
+        invoice_id = invoices.request_invoice(paid_order.order_id, paid_order.learner_id,
+                                              invoices.InvoiceValues("personal", "Ann", "", "ann@example.com"))
         db.session.commit()
         return {
             "order": paid_order.order_id,
@@ -84,6 +87,7 @@ def row_ids(app: Flask, paid_order: PaidOrder, staff: dict[str, int]) -> dict[st
             "payout": batch_id,
             "statement": statement_id,
             "reconciliation": discrepancy_id,
+            "invoice": invoice_id,
         }
 
 
@@ -175,7 +179,7 @@ def test_the_anonymous_are_sent_to_log_in_and_come_back(app: Flask, client: Flas
     assert response.headers["Location"] == "/login?next=/admin/refund/?page%3D1"
 
 
-MONEY_VIEWS = ["order", "attempt", "inbox", "refund", "orphan", "rejected", "audit", "statement"]
+MONEY_VIEWS = ["order", "attempt", "inbox", "refund", "orphan", "rejected", "audit", "statement", "invoice"]
 
 
 @pytest.mark.parametrize("endpoint", MONEY_VIEWS)
