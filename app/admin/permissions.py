@@ -38,6 +38,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # Everyone on staff sees what the bills and our records disagree on (support hears
     # of a missing payment from the learner first); finance settles it.
     "reconciliation": STAFF,
+    # Who was mailed what, and why a message failed: support answers learners about it.
+    "outbox": SUPPORT_AND_ADMIN,
 }
 
 ACTIONS: dict[tuple[str, str], frozenset[str]] = {
@@ -69,6 +71,7 @@ ACTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("reconciliation", "resolve"): FINANCE_AND_ADMIN,
     ("reconciliation", "ask_channel"): FINANCE_AND_ADMIN,
     ("reconciliation", "run"): FINANCE_AND_ADMIN,
+    ("outbox", "resend"): SUPPORT_AND_ADMIN,
 }
 
 
