@@ -163,6 +163,30 @@ def _channels(env: Mapping[str, str]) -> tuple[str, ...]:
     return names
 
 
+def _mail(env: Mapping[str, str], instance: Path, production: bool) -> dict[str, Any]:
+    """E-mail (app/mail): the console backend writes .eml files into a folder, the only
+    backend the embedded default needs; production sends by SMTP and refuses to start
+    on the console backend (see `production_problems`)."""
+    use_tls = _flag(env, "MAIL_USE_TLS", False)
+    use_starttls = _flag(env, "MAIL_USE_STARTTLS", production and not use_tls)
+    if use_tls and use_starttls:
+        raise ConfigError("MAIL_USE_TLS (SMTPS) and MAIL_USE_STARTTLS exclude each other: set one")
+    return {
+        "MAIL_BACKEND": _choice(env, "MAIL_BACKEND", ("smtp", "console") if production else ("console", "smtp")),
+        "MAIL_OUTBOX_DIR": env.get("MAIL_OUTBOX_DIR") or str(instance / "mail"),
+        "MAIL_SERVER": env.get("MAIL_SERVER") or None,
+        "MAIL_PORT": _int(env, "MAIL_PORT", 465 if use_tls else 587 if use_starttls else 25, minimum=1),
+        "MAIL_USERNAME": env.get("MAIL_USERNAME") or None,
+        "MAIL_PASSWORD": env.get("MAIL_PASSWORD") or None,
+        "MAIL_USE_TLS": use_tls,
+        "MAIL_USE_STARTTLS": use_starttls,
+        "MAIL_FROM": env.get("MAIL_FROM") or ("" if production else "CourseCashier <no-reply@localhost>"),
+        "MAIL_TIMEOUT_SECONDS": _int(env, "MAIL_TIMEOUT_SECONDS", 30, minimum=1),
+        # Attempts before a message is failed (backoff 1, 5, 15, 60, then 240 minutes).
+        "MAIL_MAX_ATTEMPTS": _int(env, "MAIL_MAX_ATTEMPTS", 6, minimum=1),
+    }
+
+
 def load_config(instance_path: str, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Build the Flask config mapping from the environment (and `.env` when present)."""
     if environ is None:
@@ -242,6 +266,7 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None) ->
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": (env.get("PUBLIC_BASE_URL") or "").startswith("https://"),
         "WTF_CSRF_TIME_LIMIT": None,
+        **_mail(env, instance, production),
     }
     if config["RECONCILE_AFTER_HOUR"] > 23:
         raise ConfigError("RECONCILE_AFTER_HOUR is an hour of the day, 0 to 23")
@@ -322,6 +347,10 @@ def production_problems(config: Mapping[str, Any]) -> list[str]:
     if config.get("RATELIMIT_ENABLED") and str(config.get("RATELIMIT_STORAGE_URI")).startswith("memory"):
         problems.append("REDIS_URL (or RATELIMIT_STORAGE_URI) is required: rate limits kept in memory "
                         "would count in each worker apart")
+    if config.get("MAIL_BACKEND") != "smtp":
+        problems.append("MAIL_BACKEND must be smtp (the console backend only writes files nobody receives)")
+    elif not config.get("MAIL_SERVER") or not config.get("MAIL_FROM"):
+        problems.append("MAIL_SERVER and MAIL_FROM are required to send e-mail")
     for channel in config["PAYMENT_CHANNELS"]:
         for name in CHANNEL_VARIABLES[channel]:
             value = config.get(name)

@@ -12,27 +12,33 @@ from __future__ import annotations
 from datetime import datetime
 
 from app.invoices import services as invoices
+from app.mail import notices
 
 
 def order_paid(order_id: int) -> None:
     """An order was paid (by a channel, by balance, or late after it had closed)."""
+    notices.order_paid(order_id)
 
 
 def refund_requested(refund_id: int) -> None:
     """A learner asked for money back."""
+    notices.refund_status(refund_id, "requested")
 
 
 def refund_rejected(refund_id: int) -> None:
     """Staff turned a refund request down."""
+    notices.refund_status(refund_id, "rejected")
 
 
 def refund_succeeded(refund_id: int) -> None:
     """A customer refund went through: the money is back with the learner."""
     invoices.apply_refund(refund_id)
+    notices.refund_status(refund_id, "succeeded")
 
 
 def refund_failed(refund_id: int) -> None:
     """The channel refused a refund; staff will retry it."""
+    notices.refund_status(refund_id, "failed")
 
 
 def enrollment_granted(user_id: int, course_id: int, order_id: int | None) -> None:
@@ -45,7 +51,9 @@ def enrollment_revoked(user_id: int, course_id: int, order_id: int | None) -> No
 
 def access_ending(enrollment_id: int, ends_at: datetime) -> None:
     """A learner's access to a course ends soon: the renewal reminder."""
+    notices.access_ending(enrollment_id, ends_at)
 
 
 def statement_ready(statement_id: int) -> None:
     """An instructor's monthly statement was closed and can be downloaded."""
+    notices.statement_ready(statement_id)

@@ -10,3 +10,4 @@ from app.audit import models as audit_models  # noqa: F401
 from app.gateway import models as gateway_models  # noqa: F401
 from app.reconciliation import models as reconciliation_models  # noqa: F401
 from app.invoices import models as invoices_models  # noqa: F401
+from app.mail import models as mail_models  # noqa: F401

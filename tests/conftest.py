@@ -165,6 +165,8 @@ def base_config(database_url: str, keys_dir: Path, instance: Path) -> dict:
         "GATEWAY_NOTIFY_SYNC": True,
         # The tests read the pages in English unless they ask for Chinese (tests/test_i18n.py).
         "DEFAULT_LOCALE": "en",
+        # The console backend writes into the test's own folder, not the project's instance/.
+        "MAIL_OUTBOX_DIR": str(instance / "mail"),
     }
 
 

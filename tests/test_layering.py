@@ -76,7 +76,7 @@ CHANNELS = tuple(name for name in MODULES if name.startswith("app.payments.chann
 FLUSH_ONLY = ("app.cart.coupons", "app.payments.settlement", "app.payments.refunds",
               "app.payments.health", "app.earnings.rules", "app.earnings.maturity",
               "app.earnings.statements", "app.earnings.payouts", "app.earnings.adjustments",
-              "app.earnings.bank_accounts", "app.accounts.mfa", "app.accounts.signin")
+              "app.earnings.bank_accounts", "app.accounts.mfa", "app.accounts.signin", "app.mail.notices")
 SERVICES = tuple(name for name in MODULES if name.endswith(".services") or name in FLUSH_ONLY)
 MODELS = tuple(name for name in MODULES if name.endswith(".models"))
 GATEWAY = tuple(name for name in MODULES if name.startswith("app.gateway"))

@@ -48,6 +48,8 @@ def production(tmp_path: Path) -> dict[str, str]:
         "WECHAT_PLATFORM_PUBLIC_KEY_ID": "PUB_KEY_ID_0119000001092026010100000000000001",
         "WECHAT_API_BASE_URL": "https://api.mch.weixin.qq.com",
         "FIELD_ENCRYPTION_KEY": "k2026:" + base64.b64encode(bytes(range(32))).decode(),
+        "MAIL_SERVER": "smtp.example.com",
+        "MAIL_FROM": "CourseCashier <no-reply@pay.example.com>",
         **files,
     }
 

@@ -18,6 +18,7 @@ from app.admin.earnings_views import (CommissionRuleView, CourseWithAuthorsView,
                                       StatementView)
 from app.admin.invoice_views import InvoiceView
 from app.admin.jobs_view import FailedJobsView
+from app.admin.mail_views import OutboxView
 from app.admin.money_views import (AttemptView, AuditView, ChannelHealthView, InboxView, OrderView,
                                    OrphanView, RejectedView)
 from app.admin.payout_views import PayoutView
@@ -30,6 +31,7 @@ from app.checkout.models import Order
 from app.earnings.models import CommissionRule, Statement
 from app.extensions import db
 from app.invoices.models import InvoiceRequest
+from app.mail.models import OutboxMessage
 from app.payments.models import (InboxNotification, OrphanPayment, PaymentAttempt, Refund,
                                  RejectedNotification)
 
@@ -63,6 +65,7 @@ def init_admin(app: Flask) -> Admin:
         StatementView(Statement, db, name="Statements", endpoint="statement", category=EARNINGS),
         ChannelHealthView(name="Channel health", endpoint="channel_health", category=OPERATIONS),
         FailedJobsView(name="Failed jobs", endpoint="failed_jobs", category=OPERATIONS),
+        OutboxView(OutboxMessage, db, name="E-mail outbox", endpoint="outbox", category=OPERATIONS),
         AuditView(AuditEntry, db, name="Audit log", endpoint="audit", category=OPERATIONS),
         UserView(User, db, name="Users and roles", endpoint="user", category=OPERATIONS),
     )

@@ -40,6 +40,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "reconciliation": STAFF,
     # Invoice requests carry learners' tax ids: support reads them, finance decides.
     "invoice": STAFF,
+    # Who was mailed what, and why a message failed: support answers learners about it.
+    "outbox": SUPPORT_AND_ADMIN,
 }
 
 ACTIONS: dict[tuple[str, str], frozenset[str]] = {
@@ -75,6 +77,7 @@ ACTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("invoice", "issue"): FINANCE_AND_ADMIN,
     ("invoice", "reject"): FINANCE_AND_ADMIN,
     ("invoice", "red_letter"): FINANCE_AND_ADMIN,
+    ("outbox", "resend"): SUPPORT_AND_ADMIN,
 }
 
 

@@ -21,6 +21,7 @@ from app.earnings.maturity import due_order_ids
 from app.earnings.statements import instructors_due
 from app.extensions import db
 from app.jobs import enqueue
+from app.mail.services import due_message_ids
 from app.payments.models import InboxNotification, PaymentAttempt
 from app.payments.refunds import claim_refund, due_refund_ids
 from app.payments.registry import enabled_channels
@@ -145,6 +146,19 @@ def reconcile_due_bills() -> int:
     return len(channel_days)
 
 
+def deliver_due_mail() -> int:
+    """Enqueue the delivery of due outbox messages and of those whose claim lapsed (the
+    job claims each by compare-and-set, so finding one twice sends it once)."""
+    message_ids = due_message_ids(now(), SWEEP_BATCH)
+    db.session.commit()
+    # As for bills: run inline, each delivery has a session of its own, which it closes,
+    # and the caller's loaded rows stay attached.
+    with current_app.app_context():
+        for message_id in message_ids:
+            enqueue("deliver_email", message_id)
+    return len(message_ids)
+
+
 def tick() -> dict[str, int]:
     """One round of periodic work, in an order where each step can feed the next."""
     return {
@@ -154,6 +168,7 @@ def tick() -> dict[str, int]:
         "refunds_sent": send_due_refunds(),
         "earnings_released": release_due_earnings(),
         "statements_due": close_due_statements(),
+        "mail_due": deliver_due_mail(),  # after the steps above, which may queue mail
         # Last: it downloads whole bills, and nothing above waits on it.
         "bills_due": reconcile_due_bills(),
     }

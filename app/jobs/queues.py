@@ -47,6 +47,9 @@ JOB_SPECS: dict[str, JobSpec] = {
     "reconcile_bill": _spec("reconcile_bill", "default", (60, 600)),
     # Staff asked the channel about an attempt the bill has as paid (any status).
     "recheck_attempt": _spec("recheck_attempt", "payments", (5, 15)),
+    # One outbox message; a failed send is recorded on the message and backs off there,
+    # so RQ retries only a crash of the job itself.
+    "deliver_email": _spec("deliver_email", "default", (60,)),
 }
 
 QUEUE_NAMES = ("payments", "refunds", "default")

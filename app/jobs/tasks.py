@@ -12,6 +12,7 @@ from app.earnings.statements import close_statement, due_periods
 from app.extensions import db
 from app.jobs import enqueue
 from app.jobs.runner import job
+from app.mail.delivery import deliver
 from app.payments import resolution
 from app.payments.services import process_inbox
 from app.payments.settlement import Settlement
@@ -96,3 +97,9 @@ def recheck_attempt(attempt_id: int) -> str:
     settlement = runs.recheck_attempt(attempt_id)
     log.info("recheck of attempt %s: %s", attempt_id, settlement.outcome)
     return _follow_up(settlement)
+
+
+@job
+def deliver_email(message_id: int) -> str:
+    """Send one outbox message (app/mail/delivery.py commits around the send)."""
+    return deliver(message_id)

@@ -175,6 +175,7 @@ def live_site(
     mode = getattr(request, "param", "inline")
     port = free_port()
     env = site_environment(e2e_database_url, keys_dir, port)
+    env["MAIL_OUTBOX_DIR"] = str(tmp_path / "mail")  # the console backend's .eml files
     site = LiveSite(f"http://127.0.0.1:{port}", env, tmp_path)
     if mode == "rq":
         site.env["REDIS_URL"] = REDIS_URL
