@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from app.receipts import services as receipts
+
 
 def order_paid(order_id: int) -> None:
     """An order was paid (by a channel, by balance, or late after it had closed)."""
+    receipts.issue_payment_receipt(order_id)
 
 
 def refund_requested(refund_id: int) -> None:
@@ -26,6 +29,7 @@ def refund_rejected(refund_id: int) -> None:
 
 def refund_succeeded(refund_id: int) -> None:
     """A customer refund went through: the money is back with the learner."""
+    receipts.issue_refund_receipt(refund_id)
 
 
 def refund_failed(refund_id: int) -> None:
