@@ -93,6 +93,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(invoices_bp)
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)  # bearer-token clients send no cookies, so CSRF cannot apply
+    from app.receipts import init_receipts
+
+    init_receipts(app)  # its blueprint, and the receipt key read once
 
     if app.config["PAYMENT_GATEWAY_EMULATOR"]:
         from app.gateway import init_gateway

@@ -74,6 +74,7 @@ RATE_LIMIT_DEFAULTS = {
     "RATELIMIT_COUPON_PER_USER": "10 per minute; 30 per hour",
     "RATELIMIT_QR_PER_USER": "10 per minute; 60 per hour",
     "RATELIMIT_API_PER_TOKEN": "120 per minute",
+    "RATELIMIT_RECEIPT_VERIFY_PER_ADDRESS": "30 per minute; 300 per hour",
 }
 
 MIN_SECRET_KEY_LENGTH = 32
@@ -144,6 +145,13 @@ def _limit(env: Mapping[str, str], name: str, default: str) -> str:
     except ValueError:
         raise ConfigError(f'{name} must read like "10 per minute" or "10 per minute; 50 per hour"') from None
     return value
+
+
+def _key_id(env: Mapping[str, str], name: str) -> str | None:
+    value = (env.get(name) or "").strip()
+    if value and not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", value):
+        raise ConfigError(f"{name} must be 1 to 64 letters, digits, dots, dashes or underscores")
+    return value or None
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
@@ -262,6 +270,11 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None) ->
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or env.get("REDIS_URL") or "memory://",
         "RATELIMIT_KEY_PREFIX": f"{queue_prefix}-limits",
         **{name: _limit(env, name, default) for name, default in RATE_LIMIT_DEFAULTS.items()},
+        # Receipts (app/receipts): the signing key, its id, and the name receipts carry.
+        # Unset in the embedded default: a key generated into KEYS_DIR, named by its hash.
+        "RECEIPT_PRIVATE_KEY_FILE": env.get("RECEIPT_PRIVATE_KEY_FILE") or None,
+        "RECEIPT_KEY_ID": _key_id(env, "RECEIPT_KEY_ID"),
+        "RECEIPT_PLATFORM_NAME": (env.get("RECEIPT_PLATFORM_NAME") or "CourseCashier").strip(),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": (env.get("PUBLIC_BASE_URL") or "").startswith("https://"),
@@ -351,6 +364,11 @@ def production_problems(config: Mapping[str, Any]) -> list[str]:
         problems.append("MAIL_BACKEND must be smtp (the console backend only writes files nobody receives)")
     elif not config.get("MAIL_SERVER") or not config.get("MAIL_FROM"):
         problems.append("MAIL_SERVER and MAIL_FROM are required to send e-mail")
+    for name in ("RECEIPT_PRIVATE_KEY_FILE", "RECEIPT_KEY_ID"):
+        if not config.get(name):
+            problems.append(f"{name} is required (receipts are signed with the platform's key)")
+        elif name in KEY_FILE_VARIABLES and (file_problem := key_file_problem(name, str(config[name]))):
+            problems.append(file_problem)
     for channel in config["PAYMENT_CHANNELS"]:
         for name in CHANNEL_VARIABLES[channel]:
             value = config.get(name)

@@ -13,11 +13,13 @@ from datetime import datetime
 
 from app.invoices import services as invoices
 from app.mail import notices
+from app.receipts import services as receipts
 
 
 def order_paid(order_id: int) -> None:
     """An order was paid (by a channel, by balance, or late after it had closed)."""
     notices.order_paid(order_id)
+    receipts.issue_payment_receipt(order_id)
 
 
 def refund_requested(refund_id: int) -> None:
@@ -34,6 +36,7 @@ def refund_succeeded(refund_id: int) -> None:
     """A customer refund went through: the money is back with the learner."""
     invoices.apply_refund(refund_id)
     notices.refund_status(refund_id, "succeeded")
+    receipts.issue_refund_receipt(refund_id)
 
 
 def refund_failed(refund_id: int) -> None:

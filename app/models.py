@@ -11,3 +11,4 @@ from app.gateway import models as gateway_models  # noqa: F401
 from app.reconciliation import models as reconciliation_models  # noqa: F401
 from app.invoices import models as invoices_models  # noqa: F401
 from app.mail import models as mail_models  # noqa: F401
+from app.receipts import models as receipts_models  # noqa: F401

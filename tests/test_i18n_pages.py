@@ -27,15 +27,21 @@ from tests.test_route_matrix import CLOSED_PERIOD, World, build_world
 
 PAGES = {
     "anonymous": ["/", "/courses/{slug}", "/login", "/register", "/no-such-page",
-                  "/gateway/alipay/qr/{alipay_qr}", "/gateway/wechat/qr/{wechat_qr}", "/gateway/"],
+                  "/gateway/alipay/qr/{alipay_qr}", "/gateway/wechat/qr/{wechat_qr}", "/gateway/",
+                  "/receipts/verify"],
     "learner": ["/", "/courses/{slug}", "/courses/{slug}/lessons/1", "/my/courses", "/cart/", "/orders",
-                "/orders/{pending}/pay", "/orders/{paid}/refund", "/account", "/earnings/"],
+                "/orders/{pending}/pay", "/orders/{paid}/refund", "/account", "/earnings/",
+                "/receipts/{receipt}"],
     "instructor": ["/earnings/", f"/earnings/statements/{CLOSED_PERIOD}", "/earnings/bank-account"],
 }
 # Words that are the same on a Chinese page: names of things, not sentences.
-SAME_IN_BOTH = {"CourseCashier", "CSV", "PDF", "QR", "API", "CNY", "ID", "Alipay", "WeChat", "Pay", "HH", "mm"}
-# Data in whatever script it was entered in: e-mail addresses, order and trade numbers.
-DATA = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+|\b[A-Z]{2}\d{6,}\w*|\b\d{6,}\b")
+SAME_IN_BOTH = {"CourseCashier", "CSV", "PDF", "QR", "API", "CNY", "ID", "Alipay", "WeChat", "Pay", "HH", "mm",
+                "JSON", "PEM", "RSA", "PKCS", "SHA", "base"}
+# Data in whatever script it was entered in: e-mail addresses (a receipt's masked ones too:
+# a***@example.com), order and trade numbers.
+DATA = re.compile(r"[\w.+*-]+@[\w-]+(\.[\w-]+)+|\b[A-Z]{2}\d{6,}\w*|\b\d{6,}\b")
+# A receipt's signed text, hash, signature and key id (app/receipts) are data, as signed.
+SIGNED_DATA = re.compile(r'<(pre|code) id="(?:receipt-json|receipt-signature|receipt-sha256|key-id)">.*?</\1>', re.S)
 HIDDEN = re.compile(r"<(script|style|svg)\b.*?</\1>|<!--.*?-->", re.S)
 SHOWN_ATTRIBUTES = re.compile(r'\b(?:alt|title|placeholder|aria-label)="([^"]*)"')
 TAG = re.compile(r"<[^>]+>")
@@ -45,7 +51,7 @@ CHINESE = re.compile(r"[\u3400-\u9fff]+")
 
 def shown_text(page: str) -> str:
     """What a reader sees or hears: text between tags and the spoken attributes."""
-    page = HIDDEN.sub(" ", page)
+    page = SIGNED_DATA.sub(" ", HIDDEN.sub(" ", page))
     spoken = " ".join(SHOWN_ATTRIBUTES.findall(page))
     buttons = " ".join(re.findall(r'<input[^>]*type="submit"[^>]*value="([^"]*)"', page))
     return html.unescape(" ".join((TAG.sub(" ", page), spoken, buttons)))

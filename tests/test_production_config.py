@@ -19,6 +19,7 @@ KEY_FILE_SOURCES = {
     "ALIPAY_PUBLIC_KEY_FILE": "alipay_platform_public.pem",
     "WECHAT_MCH_PRIVATE_KEY_FILE": "wechat_mch_private.pem",
     "WECHAT_PLATFORM_PUBLIC_KEY_FILE": "wechat_platform_public.pem",
+    "RECEIPT_PRIVATE_KEY_FILE": "receipt_private.pem",
 }
 
 
@@ -50,6 +51,7 @@ def production(tmp_path: Path) -> dict[str, str]:
         "FIELD_ENCRYPTION_KEY": "k2026:" + base64.b64encode(bytes(range(32))).decode(),
         "MAIL_SERVER": "smtp.example.com",
         "MAIL_FROM": "CourseCashier <no-reply@pay.example.com>",
+        "RECEIPT_KEY_ID": "cc-receipts-2026",
         **files,
     }
 
@@ -88,6 +90,10 @@ def test_a_complete_production_config_is_accepted(tmp_path, production):
         ({"WECHAT_API_BASE_URL": "http://api.mch.weixin.qq.com"}, "WECHAT_API_BASE_URL must be an https:// address"),
         ({"ALIPAY_PUBLIC_KEY_FILE": "/nowhere/alipay.pem"},
          r"ALIPAY_PUBLIC_KEY_FILE names /nowhere/alipay.pem, which cannot be read \(No such file"),
+        ({"RECEIPT_PRIVATE_KEY_FILE": ""}, r"RECEIPT_PRIVATE_KEY_FILE is required \(receipts are signed"),
+        ({"RECEIPT_KEY_ID": ""}, r"RECEIPT_KEY_ID is required \(receipts are signed"),
+        ({"RECEIPT_PRIVATE_KEY_FILE": "/nowhere/receipt.pem"},
+         r"RECEIPT_PRIVATE_KEY_FILE names /nowhere/receipt.pem, which cannot be read"),
     ],
 )
 def test_production_refuses_to_start_unsafely(tmp_path, production, change, complaint):

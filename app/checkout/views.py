@@ -18,6 +18,7 @@ from app.jobs.periodic import claim_query
 from app.payments import refund_workflow
 from app.payments.refund_workflow import refund_policy, refunds_by_order
 from app.payments.registry import LABELS, channel_options
+from app.receipts.services import receipts_by_order
 from app.timeutil import now
 
 bp = Blueprint("checkout", __name__)
@@ -35,7 +36,8 @@ def _my_order_or_404(order_no: str, with_lines: bool = False) -> Order:
 def my_orders() -> str:
     orders = services.my_orders(current_user.id)
     return render_template(
-        "checkout/orders.html", orders=orders, refunds=refunds_by_order([o.id for o in orders])
+        "checkout/orders.html", orders=orders, refunds=refunds_by_order([o.id for o in orders]),
+        receipts=receipts_by_order([o.id for o in orders]),
     )
 
 

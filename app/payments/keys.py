@@ -38,6 +38,7 @@ KEY_FILE_VARIABLES = {
     "ALIPAY_PUBLIC_KEY_FILE": "public",
     "WECHAT_MCH_PRIVATE_KEY_FILE": "private",
     "WECHAT_PLATFORM_PUBLIC_KEY_FILE": "public",
+    "RECEIPT_PRIVATE_KEY_FILE": "private",  # the platform's receipt key (app/receipts)
 }
 
 

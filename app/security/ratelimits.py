@@ -98,6 +98,8 @@ COUPON = Guard("RATELIMIT_COUPON_PER_USER", by_user, _l("Too many coupon codes t
 # Checkout, a new QR code, another channel and an API order each ask the channel for a
 # QR code: one budget for all of them.
 QR_CODE = Guard("RATELIMIT_QR_PER_USER", by_payer, _l("Too many payment QR codes requested."), scope="qr-code")
+RECEIPT_VERIFY = Guard("RATELIMIT_RECEIPT_VERIFY_PER_ADDRESS", by_address,
+                       _l("Too many receipts checked from your network."))
 API = Guard("RATELIMIT_API_PER_TOKEN", by_token, _l("Too many API requests with this token."), scope="api")
 
 # Endpoint → its limits; they count form submissions (POST) only.
@@ -109,6 +111,7 @@ ROUTE_LIMITS: dict[str, tuple[Guard, ...]] = {
     "checkout.retry": (QR_CODE,),
     "checkout.switch": (QR_CODE,),
     "api.create_order": (QR_CODE,),
+    "receipts.verify": (RECEIPT_VERIFY,),
 }
 # Blueprint → one budget for every request to it, whatever the route and method.
 BLUEPRINT_LIMITS: dict[str, Guard] = {"api": API}
