@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from app.platform_events import services as platform_events
+
 
 def order_paid(order_id: int) -> None:
     """An order was paid (by a channel, by balance, or late after it had closed)."""
+    platform_events.announce_order_paid(order_id)
 
 
 def refund_requested(refund_id: int) -> None:
@@ -26,6 +29,7 @@ def refund_rejected(refund_id: int) -> None:
 
 def refund_succeeded(refund_id: int) -> None:
     """A customer refund went through: the money is back with the learner."""
+    platform_events.announce_order_refunded(refund_id)
 
 
 def refund_failed(refund_id: int) -> None:
@@ -34,10 +38,12 @@ def refund_failed(refund_id: int) -> None:
 
 def enrollment_granted(user_id: int, course_id: int, order_id: int | None) -> None:
     """A learner may study a course (new, given back after a refund, or extended)."""
+    platform_events.announce_enrollment_granted(user_id, course_id, order_id)
 
 
 def enrollment_revoked(user_id: int, course_id: int, order_id: int | None) -> None:
     """A learner lost access to a course through a refund."""
+    platform_events.announce_enrollment_revoked(user_id, course_id, order_id)
 
 
 def access_ending(enrollment_id: int, ends_at: datetime) -> None:

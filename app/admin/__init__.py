@@ -20,6 +20,7 @@ from app.admin.jobs_view import FailedJobsView
 from app.admin.money_views import (AttemptView, AuditView, ChannelHealthView, InboxView, OrderView,
                                    OrphanView, RejectedView)
 from app.admin.payout_views import PayoutView
+from app.admin.platform_event_views import PlatformDeliveryView, PlatformEndpointView
 from app.admin.reconciliation_views import ReconciliationView
 from app.admin.refund_views import RefundView
 from app.audit.models import AuditEntry
@@ -30,6 +31,7 @@ from app.earnings.models import CommissionRule, Statement
 from app.extensions import db
 from app.payments.models import (InboxNotification, OrphanPayment, PaymentAttempt, Refund,
                                  RejectedNotification)
+from app.platform_events.models import PlatformDelivery, PlatformEndpoint
 
 MONEY = "Money"
 CATALOG = "Catalog"
@@ -60,6 +62,10 @@ def init_admin(app: Flask) -> Admin:
         StatementView(Statement, db, name="Statements", endpoint="statement", category=EARNINGS),
         ChannelHealthView(name="Channel health", endpoint="channel_health", category=OPERATIONS),
         FailedJobsView(name="Failed jobs", endpoint="failed_jobs", category=OPERATIONS),
+        PlatformEndpointView(PlatformEndpoint, db, name="Platform endpoints", endpoint="platform_endpoint",
+                             category=OPERATIONS),
+        PlatformDeliveryView(PlatformDelivery, db, name="Platform event deliveries",
+                             endpoint="platform_delivery", category=OPERATIONS),
         AuditView(AuditEntry, db, name="Audit log", endpoint="audit", category=OPERATIONS),
         UserView(User, db, name="Users and roles", endpoint="user", category=OPERATIONS),
     )

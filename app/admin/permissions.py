@@ -38,6 +38,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # Everyone on staff sees what the bills and our records disagree on (support hears
     # of a missing payment from the learner first); finance settles it.
     "reconciliation": STAFF,
+    # Platform events: endpoints hold signing secrets (admins); the delivery log is
+    # support's too, who hear first when the LMS missed a purchase.
+    "platform_endpoint": ADMIN_ONLY,
+    "platform_delivery": SUPPORT_AND_ADMIN,
 }
 
 ACTIONS: dict[tuple[str, str], frozenset[str]] = {
@@ -69,6 +73,11 @@ ACTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("reconciliation", "resolve"): FINANCE_AND_ADMIN,
     ("reconciliation", "ask_channel"): FINANCE_AND_ADMIN,
     ("reconciliation", "run"): FINANCE_AND_ADMIN,
+    ("platform_endpoint", "create"): ADMIN_ONLY,
+    ("platform_endpoint", "toggle"): ADMIN_ONLY,
+    ("platform_endpoint", "rotate_secret"): ADMIN_ONLY,
+    ("platform_endpoint", "reveal_secret"): ADMIN_ONLY,
+    ("platform_delivery", "resend"): SUPPORT_AND_ADMIN,
 }
 
 

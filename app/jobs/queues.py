@@ -47,6 +47,9 @@ JOB_SPECS: dict[str, JobSpec] = {
     "reconcile_bill": _spec("reconcile_bill", "default", (60, 600)),
     # Staff asked the channel about an attempt the bill has as paid (any status).
     "recheck_attempt": _spec("recheck_attempt", "payments", (5, 15)),
+    # A platform event to one endpoint; its own retry schedule lives on the row, so RQ
+    # retries only a crash (the sweep would find the delivery anyway).
+    "deliver_event": _spec("deliver_event", "default", (30, 300)),
 }
 
 QUEUE_NAMES = ("payments", "refunds", "default")

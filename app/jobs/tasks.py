@@ -15,6 +15,7 @@ from app.jobs.runner import job
 from app.payments import resolution
 from app.payments.services import process_inbox
 from app.payments.settlement import Settlement
+from app.platform_events import sending as platform_event_sending
 from app.reconciliation import runs
 
 log = logging.getLogger(__name__)
@@ -96,3 +97,9 @@ def recheck_attempt(attempt_id: int) -> str:
     settlement = runs.recheck_attempt(attempt_id)
     log.info("recheck of attempt %s: %s", attempt_id, settlement.outcome)
     return _follow_up(settlement)
+
+
+@job
+def deliver_event(delivery_id: int) -> str:
+    """Post one platform event delivery (it commits its claim, then its outcome)."""
+    return platform_event_sending.deliver(delivery_id)

@@ -26,6 +26,8 @@ from app.earnings.statements import close_statement
 from app.extensions import db
 from app.payments.models import InboxNotification, PaymentAttempt
 from app.payments.refund_workflow import SECOND_APPROVERS
+from app.platform_events.endpoints import create_endpoint
+from app.platform_events.models import PlatformDelivery, PlatformEvent
 from app.reconciliation.matching import PAYMENT, DiscrepancyKind, Finding
 from app.reconciliation.services import record_run
 from app.timeutil import now
@@ -69,6 +71,16 @@ def row_ids(app: Flask, paid_order: PaidOrder, staff: dict[str, int]) -> dict[st
         missing = Finding(DiscrepancyKind.MISSING_OURS, PAYMENT, "MATRIX-TRADE",
                           theirs_amount_fen=100, theirs_state="succeeded", theirs_fee_fen=1)
         [discrepancy_id] = record_run("alipay", date(2026, 11, 19), 1, [missing], now()).discrepancy_ids
+        # A platform endpoint and a failed delivery of one event to it.
+        endpoint_id = create_endpoint("https://lms.example.com/hooks", "", ["order.paid"], staff["admin"],
+                                      production=True).endpoint_id
+        event = PlatformEvent(public_id="evt_matrix", event_type="order.paid", dedupe_key="matrix", body="{}")
+        db.session.add(event)
+        db.session.flush()
+        delivery = PlatformDelivery(event_id=event.id, endpoint_id=endpoint_id, event_type="order.paid",
+                                    status="failed", attempts=8)
+        db.session.add(delivery)
+        db.session.flush()
         db.session.commit()
         return {
             "order": paid_order.order_id,
@@ -84,6 +96,8 @@ def row_ids(app: Flask, paid_order: PaidOrder, staff: dict[str, int]) -> dict[st
             "payout": batch_id,
             "statement": statement_id,
             "reconciliation": discrepancy_id,
+            "platform_endpoint": endpoint_id,
+            "platform_delivery": delivery.id,
         }
 
 
