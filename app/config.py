@@ -195,6 +195,17 @@ def _mail(env: Mapping[str, str], instance: Path, production: bool) -> dict[str,
     }
 
 
+def _seconds_list(env: Mapping[str, str], name: str, default: str) -> tuple[int, ...]:
+    raw = env.get(name) or default
+    try:
+        values = tuple(int(part) for part in raw.split(","))
+    except ValueError:
+        raise ConfigError(f"{name} must be seconds separated by commas, got {raw!r}") from None
+    if not values or any(value < 1 for value in values):
+        raise ConfigError(f"{name} must list at least one interval, each at least 1 second")
+    return values
+
+
 def load_config(instance_path: str, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Build the Flask config mapping from the environment (and `.env` when present)."""
     if environ is None:
@@ -275,6 +286,11 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None) ->
         "RECEIPT_PRIVATE_KEY_FILE": env.get("RECEIPT_PRIVATE_KEY_FILE") or None,
         "RECEIPT_KEY_ID": _key_id(env, "RECEIPT_KEY_ID"),
         "RECEIPT_PLATFORM_NAME": (env.get("RECEIPT_PLATFORM_NAME") or "CourseCashier").strip(),
+        # Platform events (app/platform_events): the waits between tries of a delivery
+        # (8 tries over about 22 hours by default) and each request's timeout.
+        "PLATFORM_EVENTS_RETRY_SECONDS": _seconds_list(
+            env, "PLATFORM_EVENTS_RETRY_SECONDS", "60,300,900,3600,10800,21600,43200"),
+        "PLATFORM_EVENTS_TIMEOUT_SECONDS": _int(env, "PLATFORM_EVENTS_TIMEOUT_SECONDS", 5, minimum=1),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": (env.get("PUBLIC_BASE_URL") or "").startswith("https://"),

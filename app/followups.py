@@ -14,12 +14,14 @@ from datetime import datetime
 from app.invoices import services as invoices
 from app.mail import notices
 from app.receipts import services as receipts
+from app.platform_events import services as platform_events
 
 
 def order_paid(order_id: int) -> None:
     """An order was paid (by a channel, by balance, or late after it had closed)."""
     notices.order_paid(order_id)
     receipts.issue_payment_receipt(order_id)
+    platform_events.announce_order_paid(order_id)
 
 
 def refund_requested(refund_id: int) -> None:
@@ -37,6 +39,7 @@ def refund_succeeded(refund_id: int) -> None:
     invoices.apply_refund(refund_id)
     notices.refund_status(refund_id, "succeeded")
     receipts.issue_refund_receipt(refund_id)
+    platform_events.announce_order_refunded(refund_id)
 
 
 def refund_failed(refund_id: int) -> None:
@@ -46,10 +49,12 @@ def refund_failed(refund_id: int) -> None:
 
 def enrollment_granted(user_id: int, course_id: int, order_id: int | None) -> None:
     """A learner may study a course (new, given back after a refund, or extended)."""
+    platform_events.announce_enrollment_granted(user_id, course_id, order_id)
 
 
 def enrollment_revoked(user_id: int, course_id: int, order_id: int | None) -> None:
     """A learner lost access to a course through a refund."""
+    platform_events.announce_enrollment_revoked(user_id, course_id, order_id)
 
 
 def access_ending(enrollment_id: int, ends_at: datetime) -> None:

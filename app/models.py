@@ -12,3 +12,4 @@ from app.reconciliation import models as reconciliation_models  # noqa: F401
 from app.invoices import models as invoices_models  # noqa: F401
 from app.mail import models as mail_models  # noqa: F401
 from app.receipts import models as receipts_models  # noqa: F401
+from app.platform_events import models as platform_events_models  # noqa: F401

@@ -22,6 +22,7 @@ from app.admin.mail_views import OutboxView
 from app.admin.money_views import (AttemptView, AuditView, ChannelHealthView, InboxView, OrderView,
                                    OrphanView, RejectedView)
 from app.admin.payout_views import PayoutView
+from app.admin.platform_event_views import PlatformDeliveryView, PlatformEndpointView
 from app.admin.reconciliation_views import ReconciliationView
 from app.admin.refund_views import RefundView
 from app.audit.models import AuditEntry
@@ -34,6 +35,7 @@ from app.invoices.models import InvoiceRequest
 from app.mail.models import OutboxMessage
 from app.payments.models import (InboxNotification, OrphanPayment, PaymentAttempt, Refund,
                                  RejectedNotification)
+from app.platform_events.models import PlatformDelivery, PlatformEndpoint
 
 MONEY = "Money"
 CATALOG = "Catalog"
@@ -66,6 +68,10 @@ def init_admin(app: Flask) -> Admin:
         ChannelHealthView(name="Channel health", endpoint="channel_health", category=OPERATIONS),
         FailedJobsView(name="Failed jobs", endpoint="failed_jobs", category=OPERATIONS),
         OutboxView(OutboxMessage, db, name="E-mail outbox", endpoint="outbox", category=OPERATIONS),
+        PlatformEndpointView(PlatformEndpoint, db, name="Platform endpoints", endpoint="platform_endpoint",
+                             category=OPERATIONS),
+        PlatformDeliveryView(PlatformDelivery, db, name="Platform event deliveries",
+                             endpoint="platform_delivery", category=OPERATIONS),
         AuditView(AuditEntry, db, name="Audit log", endpoint="audit", category=OPERATIONS),
         UserView(User, db, name="Users and roles", endpoint="user", category=OPERATIONS),
     )

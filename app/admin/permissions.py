@@ -42,6 +42,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "invoice": STAFF,
     # Who was mailed what, and why a message failed: support answers learners about it.
     "outbox": SUPPORT_AND_ADMIN,
+    # Platform events: endpoints hold signing secrets (admins); the delivery log is
+    # support's too, who hear first when the LMS missed a purchase.
+    "platform_endpoint": ADMIN_ONLY,
+    "platform_delivery": SUPPORT_AND_ADMIN,
 }
 
 ACTIONS: dict[tuple[str, str], frozenset[str]] = {
@@ -78,6 +82,11 @@ ACTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("invoice", "reject"): FINANCE_AND_ADMIN,
     ("invoice", "red_letter"): FINANCE_AND_ADMIN,
     ("outbox", "resend"): SUPPORT_AND_ADMIN,
+    ("platform_endpoint", "create"): ADMIN_ONLY,
+    ("platform_endpoint", "toggle"): ADMIN_ONLY,
+    ("platform_endpoint", "rotate_secret"): ADMIN_ONLY,
+    ("platform_endpoint", "reveal_secret"): ADMIN_ONLY,
+    ("platform_delivery", "resend"): SUPPORT_AND_ADMIN,
 }
 
 

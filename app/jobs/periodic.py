@@ -25,6 +25,7 @@ from app.mail.services import due_message_ids
 from app.payments.models import InboxNotification, PaymentAttempt
 from app.payments.refunds import claim_refund, due_refund_ids
 from app.payments.registry import enabled_channels
+from app.platform_events.sending import due_delivery_ids, release_expired_claims
 from app.reconciliation.runs import claim_due_days
 from app.timeutil import now
 
@@ -159,6 +160,17 @@ def deliver_due_mail() -> int:
     return len(message_ids)
 
 
+def deliver_due_events() -> int:
+    """Enqueue the platform event deliveries that are due, after handing back claims a
+    dead worker left; a delivery's job claims it again, so finding one twice is harmless."""
+    release_expired_claims()
+    delivery_ids = due_delivery_ids(SWEEP_BATCH)
+    db.session.commit()
+    for delivery_id in delivery_ids:
+        enqueue("deliver_event", delivery_id)
+    return len(delivery_ids)
+
+
 def tick() -> dict[str, int]:
     """One round of periodic work, in an order where each step can feed the next."""
     return {
@@ -169,6 +181,7 @@ def tick() -> dict[str, int]:
         "earnings_released": release_due_earnings(),
         "statements_due": close_due_statements(),
         "mail_due": deliver_due_mail(),  # after the steps above, which may queue mail
+        "events_due": deliver_due_events(),
         # Last: it downloads whole bills, and nothing above waits on it.
         "bills_due": reconcile_due_bills(),
     }

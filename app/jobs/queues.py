@@ -50,6 +50,9 @@ JOB_SPECS: dict[str, JobSpec] = {
     # One outbox message; a failed send is recorded on the message and backs off there,
     # so RQ retries only a crash of the job itself.
     "deliver_email": _spec("deliver_email", "default", (60,)),
+    # A platform event to one endpoint; its own retry schedule lives on the row, so RQ
+    # retries only a crash (the sweep would find the delivery anyway).
+    "deliver_event": _spec("deliver_event", "default", (30, 300)),
 }
 
 QUEUE_NAMES = ("payments", "refunds", "default")

@@ -16,6 +16,7 @@ from app.mail.delivery import deliver
 from app.payments import resolution
 from app.payments.services import process_inbox
 from app.payments.settlement import Settlement
+from app.platform_events import sending as platform_event_sending
 from app.reconciliation import runs
 
 log = logging.getLogger(__name__)
@@ -103,3 +104,9 @@ def recheck_attempt(attempt_id: int) -> str:
 def deliver_email(message_id: int) -> str:
     """Send one outbox message (app/mail/delivery.py commits around the send)."""
     return deliver(message_id)
+
+
+@job
+def deliver_event(delivery_id: int) -> str:
+    """Post one platform event delivery (it commits its claim, then its outcome)."""
+    return platform_event_sending.deliver(delivery_id)

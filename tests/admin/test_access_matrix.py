@@ -27,6 +27,8 @@ from app.extensions import db
 from app.invoices import services as invoices
 from app.payments.models import InboxNotification, PaymentAttempt
 from app.payments.refund_workflow import SECOND_APPROVERS
+from app.platform_events.endpoints import create_endpoint
+from app.platform_events.models import PlatformDelivery, PlatformEvent
 from app.reconciliation.matching import PAYMENT, DiscrepancyKind, Finding
 from app.reconciliation.services import record_run
 from app.timeutil import now
@@ -72,6 +74,16 @@ def row_ids(app: Flask, paid_order: PaidOrder, staff: dict[str, int]) -> dict[st
         [discrepancy_id] = record_run("alipay", date(2026, 11, 19), 1, [missing], now()).discrepancy_ids
         invoice_id = invoices.request_invoice(paid_order.order_id, paid_order.learner_id,
                                               invoices.InvoiceValues("personal", "Ann", "", "ann@example.com"))
+        # A platform endpoint and a failed delivery of one event to it.
+        endpoint_id = create_endpoint("https://lms.example.com/hooks", "", ["order.paid"], staff["admin"],
+                                      production=True).endpoint_id
+        event = PlatformEvent(public_id="evt_matrix", event_type="order.paid", dedupe_key="matrix", body="{}")
+        db.session.add(event)
+        db.session.flush()
+        delivery = PlatformDelivery(event_id=event.id, endpoint_id=endpoint_id, event_type="order.paid",
+                                    status="failed", attempts=8)
+        db.session.add(delivery)
+        db.session.flush()
         db.session.commit()
         return {
             "order": paid_order.order_id,
@@ -88,6 +100,8 @@ def row_ids(app: Flask, paid_order: PaidOrder, staff: dict[str, int]) -> dict[st
             "statement": statement_id,
             "reconciliation": discrepancy_id,
             "invoice": invoice_id,
+            "platform_endpoint": endpoint_id,
+            "platform_delivery": delivery.id,
         }
 
 
