@@ -13,8 +13,8 @@ from datetime import datetime
 
 from app.invoices import services as invoices
 from app.mail import notices
-from app.receipts import services as receipts
 from app.platform_events import services as platform_events
+from app.receipts import services as receipts
 
 
 def order_paid(order_id: int) -> None:
