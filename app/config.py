@@ -154,6 +154,19 @@ def _key_id(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
+def _bonus_tiers(env: Mapping[str, str], name: str, default: str) -> tuple[tuple[int, int], ...]:
+    """``"50000:2000,100000:5000"``: a top-up of at least 50000 fen earns 2000 fen of bonus.
+    Sorted by threshold; an empty value means no bonus at all."""
+    raw = env.get(name, default).strip()
+    tiers = []
+    for part in filter(None, (piece.strip() for piece in raw.split(","))):
+        threshold, _, bonus = part.partition(":")
+        if not (threshold.isascii() and threshold.isdigit() and bonus.isascii() and bonus.isdigit()):
+            raise ConfigError(f'{name} must read like "50000:2000,100000:5000" (fen:fen), got {raw!r}')
+        tiers.append((int(threshold), int(bonus)))
+    return tuple(sorted(tiers))
+
+
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     """The variable's value, one of ``choices``; unset, the first."""
     value = env.get(name) or choices[0]
@@ -233,6 +246,10 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None) ->
         "ORDER_TTL_MINUTES": _int(env, "ORDER_TTL_MINUTES", 15, minimum=1),
         "REFUND_WINDOW_DAYS": _int(env, "REFUND_WINDOW_DAYS", 7),
         "LARGE_REFUND_FEN": _int(env, "LARGE_REFUND_FEN", 50000),
+        # Prepaid balance (app/wallet): the smallest and largest top-up, and bonus tiers.
+        "WALLET_MIN_TOPUP_FEN": _int(env, "WALLET_MIN_TOPUP_FEN", 1000, minimum=1),
+        "WALLET_MAX_TOPUP_FEN": _int(env, "WALLET_MAX_TOPUP_FEN", 5_000_000, minimum=1),
+        "WALLET_BONUS_TIERS": _bonus_tiers(env, "WALLET_BONUS_TIERS", "50000:2000,100000:5000"),
         # "key_id:base64key[,older_id:base64key…]": the first seals, all open (rotation).
         "FIELD_ENCRYPTION_KEY": env.get("FIELD_ENCRYPTION_KEY") or "",
         # What each channel keeps of a payment, in basis points (60 = 0.6 %).

@@ -5,7 +5,11 @@ and payouts (Hypothesis), with the ledger's promises checked after every step:
 - each instructor's pending + available + paid out equals their shares of sales less
   refunds, to the fen;
 - no order gets back more than it paid, and the fees the channels kept are the fees of
-  the payments less those they returned.
+  the payments less those they returned;
+- the prepaid balance: top-ups, orders paid from it (alone, or with a channel for the rest,
+  paid or closed unpaid) and their refunds: no learner's paid or bonus balance is ever
+  negative, each equals what the top-ups, orders and refunds say it should, bonus never
+  leaves through a channel, and every account of a fully refunded order is back at zero.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from sqlalchemy import func, select
 from app.accounts.services import create_user
 from app.cart.models import Coupon
 from app.checkout.models import Order, OrderLine
-from app.checkout.services import CheckoutError
+from app.checkout.services import CheckoutError, OrderRequest, place_order
 from app.earnings import payouts, statements
 from app.earnings.bank_accounts import save_bank_account
 from app.earnings.models import OrderLineShare, Payout, Statement
@@ -33,10 +37,16 @@ from app.jobs.periodic import tick
 from app.ledger import accounts
 from app.ledger.models import JournalEntry, Posting
 from app.ledger.services import balance, unbalanced_entry_ids
-from app.payments.models import PaymentAttempt, Refund, RefundLine
+from app.payments import refund_workflow
+from app.payments.channels.base import RefundResult, RefundState
+from app.payments.models import PaymentAttempt, Refund, RefundLine, refund_channel_fen
 from app.payments.refund_workflow import RefundError
+from app.payments.refunds import apply_refund_result, start_refund
+from app.payments.settlement import close_attempt, close_order, settle_payment
+from app.wallet.holds import wallet_balance
+from app.wallet.services import place_topup
 from tests.conftest import reset_database
-from tests.earnings_helpers import make_course_of, make_instructor, owed, refund_lines, sell
+from tests.earnings_helpers import make_course_of, make_instructor, owed, sell
 
 START = datetime(2026, 11, 20, 2, 0)
 PRICES = (9900, 4990, 12345, 100)
@@ -53,13 +63,30 @@ REFUND = st.tuples(st.just("refund"), st.integers(0, 50),
 TIME = st.tuples(st.just("time"), st.integers(0, 12), st.integers(0, 23))
 PAYOUT = st.tuples(st.just("payout"), st.sampled_from((1, 5000, 20000)))
 BANK = st.tuples(st.just("bank"), st.lists(st.booleans(), min_size=1, max_size=4))
-HISTORY = st.lists(st.one_of(SALE, REFUND, TIME, PAYOUT, BANK), min_size=4, max_size=30)
+# A new learner tops up (tiers below: ¥10 earns ¥5, ¥500 earns ¥20); one of those who did
+# buys from the balance: all of it, or as much as it holds and a channel for the rest,
+# paid or left to close unpaid.
+TOPUP_AMOUNTS = (1000, 6000, 50000)
+WALLET_BONUS_TIERS = ((1000, 500), (50000, 2000))
+TOPUP = st.tuples(st.just("topup"), st.sampled_from(TOPUP_AMOUNTS), st.sampled_from(("alipay", "wechat")))
+WALLET_SALE = st.tuples(st.just("wallet_sale"), st.integers(0, 20),
+                        st.sets(st.integers(0, len(PRICES) - 1), min_size=1), st.sampled_from(COUPONS), st.sampled_from(("full", "part", "part_unpaid")),
+                        st.sampled_from(("alipay", "wechat")))
+HISTORY = st.lists(st.one_of(SALE, REFUND, TIME, PAYOUT, BANK, TOPUP, WALLET_SALE), min_size=4, max_size=30)
 # Histories random ones reach only rarely, always run as well: a sale released, paid
 # out, returned by the bank, then refunded under a lengthened window (available goes
 # negative), and netted by a later sale; and a co-authored line refunded after release.
 CLAW_BACK = [("sale", {0, 2}, None, "alipay"), ("time", 8, 0), ("payout", 1), ("bank", [False]),
              ("payout", 1), ("bank", [True, True]), ("refund", 0, None, 40), ("sale", {1}, "TEN", "wechat"),
              ("time", 12, 0), ("payout", 1)]
+# Bonus spent after paid money, a mixed order refunded to both its sources, a balance-only
+# order refunded in two parts (the second after release), a mixed order closed unpaid.
+BALANCE = [("topup", 1000, "alipay"), ("wallet_sale", 0, {3}, None, "full", "wechat"),
+           ("wallet_sale", 0, {1}, "FIVEOFF", "part", "alipay"), ("topup", 50000, "wechat"),
+           ("wallet_sale", 1, {0, 2}, None, "full", "alipay"), ("topup", 1000, "wechat"),
+           ("wallet_sale", 2, {0}, None, "part_unpaid", "alipay"), ("refund", 1, {0}, 7),
+           ("refund", 2, {0}, 7), ("time", 8, 0), ("refund", 2, None, 40),
+           ("wallet_sale", 0, {1}, None, "full", "wechat"), ("refund", 0, None, 7)]
 CO_AUTHORED_LATE = [("sale", {2, 3}, "FIVEOFF", "wechat"), ("time", 10, 5), ("refund", 0, {0}, 40),
                     ("time", 25, 0), ("refund", 0, {1}, 40), ("time", 0, 1)]
 
@@ -72,6 +99,7 @@ class World:
     finance: list[int]
     orders: list[tuple[int, int]] = field(default_factory=list)  # (order id, learner id)
     learners: int = 0
+    wallet_learners: list[int] = field(default_factory=list)  # learners who topped up
     statement_files: dict[int, bytes] = field(default_factory=dict)  # CSV of each closed statement
 
 
@@ -95,6 +123,7 @@ def _catalog() -> World:
 def test_random_histories_keep_every_fen_explained(app, clock):
     app.config["TAX_RATE"] = Decimal("0.05")
     app.config["LARGE_REFUND_FEN"] = 20000
+    app.config["WALLET_BONUS_TIERS"] = WALLET_BONUS_TIERS
     seen: Counter[str] = Counter()  # which paths the histories took, checked at the end
 
     @settings(max_examples=EXAMPLES, deadline=None,
@@ -103,6 +132,7 @@ def test_random_histories_keep_every_fen_explained(app, clock):
     @given(history=HISTORY)
     @example(history=CLAW_BACK)
     @example(history=CO_AUTHORED_LATE)
+    @example(history=BALANCE)
     def run(history: list[tuple]) -> None:
         reset_database(app)
         clock.current = START
@@ -115,7 +145,8 @@ def test_random_histories_keep_every_fen_explained(app, clock):
 
     run()
     walked = {"sale", "refund from pending", "refund clawed back from available", "refund refused",
-              "payout batch made", "bank paid", "bank returned", "statements closed"}
+              "payout batch made", "bank paid", "bank returned", "statements closed",
+              "topup", "balance sale", "mixed sale", "mixed sale closed", "balance sale refused"}
     assert walked <= set(seen), seen
 
 
@@ -134,6 +165,10 @@ def _apply(world: World, step: tuple, clock) -> str:
             return "sale refused"
         world.orders.append((order_id, learner))
         return "sale"
+    if kind == "topup":
+        return _top_up(world, step)
+    if kind == "wallet_sale":
+        return _wallet_sale(world, step)
     if kind == "refund":
         _, pick, line_picks, window_days = step
         if not world.orders:
@@ -146,7 +181,7 @@ def _apply(world: World, step: tuple, clock) -> str:
         chosen = sorted({line_ids[index % len(line_ids)] for index in line_picks}) if line_picks else None
         available_before = _available_total(world)
         try:
-            refund_lines(order_id, learner, chosen, [world.support, world.finance[0]])
+            _refund_lines(order_id, learner, chosen, [world.support, world.finance[0]])
         except RefundError:
             db.session.rollback()  # outside the window, or already refunded
             return "refund refused"
@@ -179,6 +214,104 @@ def _apply(world: World, step: tuple, clock) -> str:
     return outcome
 
 
+def _top_up(world: World, step: tuple) -> str:
+    _, amount_fen, channel = step
+    world.learners += 1
+    learner = create_user(f"l{world.learners}@example.com", "correct-horse", "L")
+    placed = place_topup(learner, amount_fen, channel)
+    db.session.commit()
+    assert settle_payment(placed.attempt_id, f"T{placed.attempt_id:08d}", amount_fen, None).outcome == "paid"
+    db.session.commit()
+    world.wallet_learners.append(learner)
+    return "topup"
+
+
+def _wallet_sale(world: World, step: tuple) -> str:
+    _, pick, picks, coupon, mode, channel = step
+    if not world.wallet_learners:
+        return "nobody has a balance"
+    learner = world.wallet_learners[pick % len(world.wallet_learners)]
+    course_ids = tuple(world.courses[index] for index in sorted(picks))
+    try:
+        order_id = place_order(OrderRequest(learner, course_ids, coupon, channel,
+                                            use_balance="full" if mode == "full" else "part"))
+        db.session.commit()
+    except CheckoutError:
+        db.session.rollback()  # too little balance, a course owned, or nothing to pay
+        return "balance sale refused"
+    attempt = db.session.scalar(select(PaymentAttempt).where(PaymentAttempt.order_id == order_id))
+    if attempt is None:
+        assert db.session.get(Order, order_id).status == "paid"
+        world.orders.append((order_id, learner))
+        return "balance sale"
+    if mode == "part_unpaid":
+        assert close_attempt(attempt.id) and close_order(order_id, "cancel")
+        db.session.commit()
+        return "mixed sale closed"
+    assert settle_payment(attempt.id, f"T{attempt.id:08d}", attempt.amount_fen, None).outcome == "paid"
+    db.session.commit()
+    world.orders.append((order_id, learner))
+    order = db.session.get(Order, order_id)
+    return "mixed sale" if order.wallet_paid_fen or order.wallet_bonus_fen else "sale"
+
+
+def _refund_lines(order_id: int, user_id: int, line_ids: list[int] | None, approvers: list[int]) -> int:
+    """Request, approve (two people if large) and complete a refund, as
+    tests/earnings_helpers.refund_lines does; a refund to the balance alone has nothing
+    to send and is complete when started."""
+    refund_id = refund_workflow.request_refund(order_id, user_id, line_ids, "changed my mind")
+    db.session.commit()
+    for approver in approvers:
+        if refund_workflow.approve_refund(refund_id, approver, "ok") == "approved":
+            break
+    db.session.commit()
+    request = start_refund(refund_id)
+    refund = db.session.get(Refund, refund_id)
+    if request is None:
+        assert refund.status == "succeeded" and refund_channel_fen(refund) == 0
+    else:
+        assert request.amount_fen == refund_channel_fen(refund) > 0
+        apply_refund_result(refund_id, RefundResult(refund.refund_no, RefundState.SUCCEEDED, request.amount_fen,
+                                                    f"R{refund_id:06d}"))
+    db.session.commit()
+    return refund_id
+
+
+def _check_balances(world: World) -> None:
+    """The prepaid balance's promises (see the module's docstring)."""
+    orders = db.session.scalars(select(Order)).all()
+    refunds = db.session.scalars(select(Refund).where(Refund.status == "succeeded")).all()
+    booked = [order for order in orders if order.paid_at is not None]
+    learner_of = {order.id: order.user_id for order in orders}
+    for learner in world.wallet_learners:
+        held = wallet_balance(learner)
+        assert held.paid_fen >= 0 and held.bonus_fen >= 0
+        # From the orders and refunds alone, independently of the journal.
+        mine = [order for order in booked if order.user_id == learner]
+        back = [refund for refund in refunds if learner_of[refund.order_id] == learner]
+        assert held.paid_fen == (sum(o.total_fen for o in mine if o.kind == "topup")
+                                 - sum(o.wallet_paid_fen for o in mine) + sum(r.wallet_paid_fen for r in back))
+        assert held.bonus_fen == (sum(o.topup_bonus_fen for o in mine if o.kind == "topup")
+                                  - sum(o.wallet_bonus_fen for o in mine) + sum(r.wallet_bonus_fen for r in back))
+    assert balance(accounts.WALLET_BONUS_EXPENSE) == sum(o.topup_bonus_fen for o in booked if o.kind == "topup")
+    for order in orders:
+        # A hold lives only while its order is pending; these histories settle at once.
+        assert balance(accounts.wallet_hold(order.id)) == 0
+        if order.status == "refunded":
+            sums = db.session.execute(
+                select(Posting.account, func.sum(Posting.amount_fen))
+                .join(JournalEntry, JournalEntry.id == Posting.entry_id)
+                .where(JournalEntry.order_id == order.id).group_by(Posting.account)).all()
+            assert all(total == 0 for _, total in sums), sums
+    # Bonus never leaves through a channel: no entry pays a channel out and takes bonus.
+    cash_out_with_bonus = db.session.scalar(
+        select(func.count()).select_from(Posting).where(
+            Posting.account.like("learner:%:wallet_bonus"), Posting.amount_fen > 0,
+            Posting.entry_id.in_(select(Posting.entry_id).where(Posting.account.like("channel:%"),
+                                                                Posting.amount_fen < 0))))
+    assert cash_out_with_bonus == 0
+
+
 def _check(world: World) -> None:
     assert unbalanced_entry_ids() == []
     for instructor_id in world.instructors:
@@ -191,11 +324,18 @@ def _check(world: World) -> None:
         document = statements.open_document(instructor_id)  # closed statements + the open month
         assert (document.pending_fen, document.available_fen) == (pending, available)
     for order_id, _ in world.orders:
-        paid = db.session.scalar(select(PaymentAttempt.amount_fen).where(
-            PaymentAttempt.order_id == order_id, PaymentAttempt.status == "succeeded"))
+        order = db.session.get(Order, order_id)
+        paid = (db.session.scalar(select(PaymentAttempt.amount_fen).where(
+            PaymentAttempt.order_id == order_id, PaymentAttempt.status == "succeeded")) or 0)
+        assert paid + order.wallet_paid_fen + order.wallet_bonus_fen == order.total_fen
         refunded = db.session.scalar(select(func.coalesce(func.sum(Refund.amount_fen), 0)).where(
             Refund.order_id == order_id, Refund.status == "succeeded"))
-        assert refunded <= paid
+        assert refunded <= order.total_fen
+        through_channel = db.session.scalar(select(func.coalesce(func.sum(
+            Refund.amount_fen - Refund.wallet_paid_fen - Refund.wallet_bonus_fen), 0)).where(
+            Refund.order_id == order_id, Refund.status == "succeeded"))
+        assert through_channel <= paid
+    _check_balances(world)
     for line in db.session.scalars(select(OrderLine)):
         # The line's share, computed here independently: rate × net, half up, in integers;
         # co-authors' parts add up to it and none strays a fen from its exact proportion.
@@ -212,7 +352,7 @@ def _check(world: World) -> None:
         assert attempt.fee_fen == (attempt.amount_fen * 60 + 5000) // 10000
         refunds = db.session.scalars(select(Refund).where(
             Refund.attempt_id == attempt.id, Refund.status == "succeeded")).all()
-        if sum(refund.amount_fen for refund in refunds) == attempt.amount_fen:
+        if sum(refund_channel_fen(refund) for refund in refunds) == attempt.amount_fen:
             assert sum(refund.fee_fen for refund in refunds) == attempt.fee_fen
     for statement in db.session.scalars(select(Statement)):
         # A closed month agrees with the ledger at its end, and reads back byte for byte.

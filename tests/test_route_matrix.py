@@ -119,6 +119,8 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("cart.remove_coupon", "POST"):                    "login  ok     ok     ok     ok     ok     ok     ok     2fa",
     ("cart.checkout", "POST"):                         "login  ok     ok     ok     ok     ok     ok     ok     2fa",
     ("checkout.my_orders", "GET"):                     "login  ok     ok     ok     ok     ok     ok     ok     2fa",
+    ("wallet.index", "GET"):                           "login  ok     ok     ok     ok     ok     ok     ok     2fa",
+    ("wallet.topup", "POST"):                          "login  ok     ok     ok     ok     ok     ok     ok     2fa",
 
     # Ann's orders do not exist for anyone else (staff see orders in /admin). The poller
     # reads JSON, so the status answers a password-only session with a 401 of its own
@@ -313,6 +315,8 @@ REQUESTS: dict[tuple[str, ...], Call] = {
     ("cart.remove", "POST"): Call("/cart/remove/{cart_course}", then="/cart/"),
 
     ("checkout.my_orders", "GET"): Call("/orders"),
+    ("wallet.index", "GET"): Call("/wallet"),
+    ("wallet.topup", "POST"): Call("/wallet/topup", data={"amount": "50", "channel": "alipay"}, then="/orders/"),
     ("checkout.pay", "GET"): Call("/orders/{pending}/pay"),
     ("checkout.status", "GET"): Call("/orders/{pending}/status"),
     ("checkout.retry", "POST"): Call("/orders/{pending}/qr", then="/orders/{pending}/pay"),

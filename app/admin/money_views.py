@@ -50,7 +50,7 @@ def order_search_condition(term: str) -> ColumnElement[bool]:
 
 
 class OrderView(CustomDetailsMixin, ReadOnlyModelView):
-    column_list = ("order_no", "user_id", "status", "total_fen", "discount_fen", "coupon_code",
+    column_list = ("order_no", "user_id", "kind", "status", "total_fen", "discount_fen", "coupon_code",
                    "created_at", "paid_at")
     column_labels = {"user_id": "Learner", "total_fen": "Total", "discount_fen": "Discount"}
     column_formatters = formatters(money=("total_fen", "discount_fen"), times=("created_at", "paid_at"),
@@ -58,6 +58,7 @@ class OrderView(CustomDetailsMixin, ReadOnlyModelView):
     column_searchable_list = ("order_no",)
     column_filters = (
         "status",
+        "kind",
         UserEmailFilter(Order.user_id, "Learner"),
         BeijingDayFilter(Order.created_at, "Created"),
         BeijingDayFilter(Order.paid_at, "Paid"),

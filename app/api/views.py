@@ -113,13 +113,17 @@ def _parse_order_body() -> OrderRequest | tuple[Response, int]:
     channel = body.get("channel", "alipay")
     if not isinstance(channel, str) or not _encodable(channel):
         return error("invalid_channel", "channel must be a string.", 422)
+    # The prepaid balance (app/wallet): "full" pays from it alone, "part" as much as it holds.
+    use_balance = body.get("use_balance", "none")
+    if use_balance not in ("none", "full", "part"):
+        return error("invalid_use_balance", 'use_balance must be "none", "full" or "part".', 422)
     key = request.headers.get("Idempotency-Key")
     if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable()):
         return error("invalid_idempotency_key", "Idempotency-Key must be 1-100 characters.", 400)
-    canonical = json.dumps(
-        {"course_ids": course_ids, "coupon": (coupon or "").strip().upper(), "channel": channel},
-        sort_keys=True,
-    )
+    fingerprinted = {"course_ids": course_ids, "coupon": (coupon or "").strip().upper(), "channel": channel}
+    if use_balance != "none":  # absent, the fingerprint stays what it was before the balance
+        fingerprinted["use_balance"] = use_balance
+    canonical = json.dumps(fingerprinted, sort_keys=True)
     return OrderRequest(
         user_id=g.api_user.id,
         course_ids=tuple(course_ids),
@@ -127,6 +131,7 @@ def _parse_order_body() -> OrderRequest | tuple[Response, int]:
         channel=channel,
         idempotency_key=key,
         fingerprint=hashlib.sha256(canonical.encode()).hexdigest() if key else None,
+        use_balance=use_balance,
     )
 
 
@@ -142,6 +147,9 @@ def order_json(order: Order) -> dict[str, Any]:
         "discount_fen": order.discount_fen,
         "tax_fen": order.tax_fen,
         "total_fen": order.total_fen,
+        # What the prepaid balance paid of the total; the channel collects the rest.
+        "wallet_paid_fen": order.wallet_paid_fen,
+        "wallet_bonus_fen": order.wallet_bonus_fen,
         "coupon": order.coupon_code,
         "expires_at": status["expires_at"],
         "channel": attempt.channel if attempt else None,

@@ -19,6 +19,11 @@ class CheckoutForm(FlaskForm):
     """Choices are the channels available now (`offer_channels`); the first is preselected."""
 
     channel = RadioField(_l("Pay with"), choices=[], validators=[DataRequired()])
+    # The prepaid balance (app/wallet); offered on the page only to a learner who has one.
+    use_balance = RadioField(_l("Use my balance"), default="none", choices=[
+        SelectChoice("none", _l("No")), SelectChoice("full", _l("Pay everything from my balance")),
+        SelectChoice("part", _l("Use my balance, pay the rest with the channel")),
+    ])
 
     def offer_channels(self, options: Sequence[ChannelOption]) -> None:
         self.channel.choices = [

@@ -14,6 +14,7 @@ from app.checkout.checkout_flow import checkout_cart
 from app.checkout.services import CheckoutError
 from app.extensions import db
 from app.payments.registry import channel_options, enabled_channels
+from app.wallet.holds import wallet_balance
 
 bp = Blueprint("cart", __name__, url_prefix="/cart")
 
@@ -33,6 +34,7 @@ def view() -> str:
         checkout_form=checkout_form,
         resting=[option for option in options if not option.available],
         form=EmptyForm(),
+        balance=wallet_balance(current_user.id),
     )
 
 
@@ -95,7 +97,7 @@ def checkout() -> Response:
         flash(_("Choose a payment method."), "error")
         return redirect(url_for("cart.view"))
     try:
-        order_no = checkout_cart(current_user.id, form.channel.data)
+        order_no = checkout_cart(current_user.id, form.channel.data, form.use_balance.data or "none")
     except (CheckoutError, CouponError) as error:
         db.session.rollback()
         flash(error.message, "error")

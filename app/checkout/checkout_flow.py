@@ -34,6 +34,8 @@ def _issue_first_qr(order_id: int) -> None:
 
 def _subject(order: Order) -> str:
     titles = [line.title for line in order.lines]
+    if not titles:  # a top-up of the prepaid balance (app/wallet)
+        return "余额充值"
     return titles[0] if len(titles) == 1 else f"{titles[0]} 等 {len(titles)} 门课程"
 
 
@@ -55,14 +57,16 @@ def _issue_placed_qr(placed: PlacedOrder, subject: str | None) -> None:
         _issue_first_qr(placed.order_id)
 
 
-def checkout_cart(user_id: int, channel: str) -> str:
-    """Turn the learner's cart into an order; returns the order number."""
+def checkout_cart(user_id: int, channel: str, use_balance: str = "none") -> str:
+    """Turn the learner's cart into an order; returns the order number. With the
+    balance (``use_balance``, app/wallet) it may be paid already."""
     cart = cart_services.cart_for(user_id)
     request = OrderRequest(
         user_id=user_id,
         course_ids=tuple(item.course_id for item in cart.items),
         coupon_code=cart.coupon_code,
         channel=channel,
+        use_balance=use_balance,
     )
     placed = place(request)
     cart_services.clear_cart(user_id)

@@ -27,6 +27,12 @@ class Order(db.Model):
         CheckConstraint("discount_fen >= 0 AND discount_fen <= subtotal_fen", name="discount_fen"),
         CheckConstraint("tax_fen >= 0", name="tax_fen"),
         CheckConstraint("total_fen = subtotal_fen - discount_fen + tax_fen", name="total_fen"),
+        # Prepaid balance (app/wallet): what of the total the balance paid, paid money and
+        # bonus apart; the rest, if any, is the channel's. A top-up's bonus is its own.
+        CheckConstraint("kind IN ('course', 'topup')", name="kind"),
+        CheckConstraint("wallet_paid_fen >= 0 AND wallet_bonus_fen >= 0"
+                        " AND wallet_paid_fen + wallet_bonus_fen <= total_fen", name="wallet_fen"),
+        CheckConstraint("topup_bonus_fen >= 0", name="topup_bonus_fen"),
         # An app client's retried POST finds its order by this key (per user).
         UniqueConstraint("user_id", "idempotency_key"),
     )
@@ -49,8 +55,18 @@ class Order(db.Model):
     closed_at: Mapped[datetime | None]
     idempotency_key: Mapped[str | None] = mapped_column(String(100))
     request_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    # ``topup`` orders have no lines: paying one credits the learner's balance.
+    kind: Mapped[str] = mapped_column(String(10), default="course", server_default="course")
+    wallet_paid_fen: Mapped[int] = mapped_column(default=0, server_default="0")
+    wallet_bonus_fen: Mapped[int] = mapped_column(default=0, server_default="0")
+    topup_bonus_fen: Mapped[int] = mapped_column(default=0, server_default="0")
 
     lines: Mapped[list[OrderLine]] = relationship(back_populates="order", order_by="OrderLine.id")
+
+
+def channel_due_fen(order: Order) -> int:
+    """What of the order a channel must collect: the total less what the balance paid."""
+    return order.total_fen - order.wallet_paid_fen - order.wallet_bonus_fen
 
 
 class OrderLine(db.Model):

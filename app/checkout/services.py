@@ -20,7 +20,7 @@ from app.cart.pricing import PricedLine, PriceLine, quote
 from app.cart.services import tax_rate
 from app.catalog.models import Course
 from app.catalog.services import owned_course_ids
-from app.checkout.models import Order, OrderLine
+from app.checkout.models import Order, OrderLine, channel_due_fen
 from app.earnings.models import OrderLineShare
 from app.earnings.rules import authors_of, rate_for, split_share
 from app.errors import ServiceError
@@ -29,6 +29,8 @@ from app.i18n import current_language
 from app.payments.models import PaymentAttempt
 from app.payments.registry import enabled_channels, unavailable_reason
 from app.timeutil import beijing, now
+from app.wallet import spending
+from app.wallet.holds import post_hold
 
 MAX_COURSES_PER_ORDER = 50
 
@@ -53,6 +55,9 @@ class OrderRequest:
     channel: str
     idempotency_key: str | None = None
     fingerprint: str | None = None
+    # The prepaid balance: "none", "full" (it pays everything) or "part" (as much as it
+    # holds, the channel the rest); see app/wallet/spending.py.
+    use_balance: str = "none"
 
 
 def in_reader_language(zh: str, en: str) -> LazyString:
@@ -125,7 +130,13 @@ def place(request: OrderRequest) -> PlacedOrder:
     if priced.total_fen <= 0:
         # Free orders need no channel; this release sells paid courses only.
         raise CheckoutError("nothing_to_pay", _l("The order total must be above zero."))
-    refusal = unavailable_reason(request.channel, priced.total_fen)
+    # Read under the learner's row lock taken above: no other checkout spends it meanwhile.
+    from_paid, from_bonus = spending.balance_part(request.user_id, priced.total_fen, request.use_balance)
+    due_fen = priced.total_fen - from_paid - from_bonus
+    if request.use_balance == "full" and due_fen:
+        raise CheckoutError("balance_too_low", _l("Your balance is too low to pay this order. "
+                                                  "Pay the rest with Alipay or WeChat Pay."))
+    refusal = unavailable_reason(request.channel, due_fen) if due_fen else None
     if refusal is not None:
         raise CheckoutError("channel_unavailable", refusal)
 
@@ -144,6 +155,8 @@ def place(request: OrderRequest) -> PlacedOrder:
         created_at=now(),
         idempotency_key=request.idempotency_key,
         request_fingerprint=request.fingerprint,
+        wallet_paid_fen=from_paid,
+        wallet_bonus_fen=from_bonus,
     )
     by_id = {course.id: course for course in courses}
     for line in priced.lines:
@@ -152,6 +165,11 @@ def place(request: OrderRequest) -> PlacedOrder:
     db.session.flush()
     if coupon is not None:
         redeem(coupon, request.user_id, order.id)
+    if not due_fen:
+        spending.pay_in_full(order)
+        return PlacedOrder(order.id)
+    if from_paid or from_bonus:
+        post_hold(order)
     # No other transaction sees this order before commit: its first attempt needs neither
     # the order's row lock nor a count of the attempts before it (see `new_attempt`).
     attempt_id = _add_attempt(order, request.channel, sequence=1)
@@ -257,7 +275,7 @@ def _add_attempt(order: Order, channel: str, sequence: int) -> int:
         order_id=order.id,
         channel=channel,
         out_trade_no=f"{order.order_no}P{sequence:02d}",
-        amount_fen=order.total_fen,
+        amount_fen=channel_due_fen(order),
         status="created",
         expires_at=order.expires_at,
         created_at=now(),
@@ -332,7 +350,7 @@ def switch_channel(order_id: int, user_id: int, channel: str) -> ChannelSwitch:
         raise SwitchRefused("order_not_found", _l("No such order."))
     if order.status != "pending" or now() >= order.expires_at:
         raise SwitchRefused("order_not_pending", _l("This order can no longer be paid."))
-    refusal = unavailable_reason(channel, order.total_fen)
+    refusal = unavailable_reason(channel, channel_due_fen(order))
     if refusal is not None:
         raise SwitchRefused("channel_unavailable", refusal)
     current = current_attempt(order.id)

@@ -65,6 +65,9 @@ def _rows_for_entry(entry: JournalEntry, instructor_id: int) -> Iterable[Stateme
         attempt = db.session.get(PaymentAttempt, _source_id(entry))
         order = db.session.get(Order, entry.order_id)
         yield from _line_rows(occurred_at, "sale", order, order.lines, attempt.fee_fen or 0, instructor_id, 1)
+    elif entry.kind == "wallet_payment":  # paid from the prepaid balance: no channel, no fee
+        order = db.session.get(Order, entry.order_id)
+        yield from _line_rows(occurred_at, "sale", order, order.lines, 0, instructor_id, 1)
     elif entry.kind == "refund":
         refund = db.session.get(Refund, _source_id(entry))
         order = db.session.get(Order, entry.order_id)

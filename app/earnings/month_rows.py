@@ -36,10 +36,15 @@ from app.timeutil import beijing
 FETCH_BATCH = 2000
 
 
+# A sale paid through a channel, and one paid from the prepaid balance alone (app/wallet),
+# which has no attempt and no channel fee.
+SALE_KINDS = ("payment", "wallet_payment")
+
+
 def row_kind(entry_kind: str) -> str | None:
     """The kind of row a journal entry prints, as `activity.rows_for` decides it; None for
     a release, which moves money from pending to available and prints nothing."""
-    if entry_kind == "payment":
+    if entry_kind in SALE_KINDS:
         return "sale"
     if entry_kind == "refund":
         return "refund"
@@ -161,6 +166,14 @@ def _facts(instructor_id: int, entries: Sequence[ColumnElement[bool]]) -> Select
         .outerjoin(OrderLineShare, share)
         .where(entry.c.kind == "payment")
     )
+    balance_sales = (
+        select(*entry_columns, cast(literal(0), Integer), *line_columns)
+        .select_from(entry)
+        .join(Order, Order.id == entry.c.order_id)
+        .join(OrderLine, OrderLine.order_id == entry.c.order_id)
+        .outerjoin(OrderLineShare, share)
+        .where(entry.c.kind == "wallet_payment")
+    )
     refunds = (
         select(*entry_columns, Refund.fee_fen, *line_columns)
         .select_from(entry)
@@ -176,8 +189,8 @@ def _facts(instructor_id: int, entries: Sequence[ColumnElement[bool]]) -> Select
     others = select(
         *entry_columns, none_int, none_text, none_int, none_text, none_int, none_int, none_int, none_int,
         none_int, none_int,
-    ).where(entry.c.kind.not_in(("payment", "refund")))
-    facts = union_all(sales, refunds, others).subquery("fact")
+    ).where(entry.c.kind.not_in(SALE_KINDS + ("refund",)))
+    facts = union_all(sales, balance_sales, refunds, others).subquery("fact")
     return select(facts).order_by(facts.c.created_at, facts.c.entry_id, facts.c.line_id)
 
 
@@ -185,9 +198,9 @@ def _entry_values(entry_id: int, facts: list[Row], instructor_id: int) -> EntryV
     # The facts' columns by position (`_facts`): the entry's first, its line's from the seventh.
     first = facts[0]
     entry_kind = first[1]
-    if entry_kind in ("payment", "refund"):
+    if entry_kind in SALE_KINDS + ("refund",):
         occurred_at = beijing(first[2]).replace(tzinfo=None)
-        kind, sign = ("sale", 1) if entry_kind == "payment" else ("refund", -1)
+        kind, sign = ("sale", 1) if entry_kind in SALE_KINDS else ("refund", -1)
         rows = _line_values(occurred_at, kind, facts, first[5] or 0, sign)
     elif entry_kind == "release":
         rows = []

@@ -13,6 +13,8 @@ PLATFORM_BANK = "platform:bank"
 # Money received that no order can keep (an orphan payment): it waits here, visible,
 # until its system refund takes it back out.
 UNALLOCATED_RECEIPTS = "platform:unallocated_receipts"
+# Top-up bonuses the platform gives away: a marketing expense (app/wallet).
+WALLET_BONUS_EXPENSE = "platform:wallet_bonus"
 
 
 def channel(name: str) -> str:
@@ -29,3 +31,18 @@ def instructor_available(instructor_id: int) -> str:
 
 def instructor_accounts(instructor_id: int) -> tuple[str, str]:
     return instructor_pending(instructor_id), instructor_available(instructor_id)
+
+
+def learner_wallet(user_id: int) -> str:
+    """Money a learner paid in and has not spent: owed to them (a credit balance)."""
+    return f"learner:{user_id}:wallet"
+
+
+def learner_wallet_bonus(user_id: int) -> str:
+    """Bonus a learner got with top-ups: spendable, never paid out in cash."""
+    return f"learner:{user_id}:wallet_bonus"
+
+
+def wallet_hold(order_id: int) -> str:
+    """Balance set aside for an order paid partly by a channel, until it is paid or closes."""
+    return f"order:{order_id}:wallet_hold"

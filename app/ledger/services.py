@@ -6,7 +6,7 @@ from typing import Iterable, Sequence
 
 from sqlalchemy import func, insert, select
 
-from app.checkout.models import Order, OrderLine
+from app.checkout.models import Order, OrderLine, channel_due_fen
 from app.extensions import db
 from app.ledger import accounts
 from app.ledger.models import JournalEntry, Posting
@@ -85,8 +85,11 @@ def _received(channel: str, amount_fen: int, fee_fen: int) -> list[tuple[str, in
 
 
 def post_sale(order: Order, channel: str, attempt_id: int, fee_fen: int) -> int:
-    """A paid order split into tax, instructor pending shares and platform revenue."""
-    legs = _received(channel, order.total_fen, fee_fen)
+    """A paid order split into tax, instructor pending shares and platform revenue.
+
+    An order paid partly by balance takes that part from its hold (app/wallet)."""
+    legs = _received(channel, channel_due_fen(order), fee_fen)
+    legs.append((accounts.wallet_hold(order.id), order.wallet_paid_fen + order.wallet_bonus_fen))
     for line in order.lines:
         legs.extend(line_legs(line))
     return post_entry(
@@ -96,17 +99,25 @@ def post_sale(order: Order, channel: str, attempt_id: int, fee_fen: int) -> int:
 
 
 def post_refund(
-    order: Order, lines: Sequence[OrderLine], channel: str, refund_id: int, fee_fen: int
+    order: Order, lines: Sequence[OrderLine], channel: str | None, refund_id: int, fee_fen: int,
+    wallet_paid_fen: int = 0, wallet_bonus_fen: int = 0,
 ) -> int:
     """Reverse the refunded lines' legs exactly, and the fee the channel gives back.
 
     A share still pending comes back out of pending; one already released claws back
     from available, which may go negative and is netted against later earnings.
     Refunding every line of an order brings each of its accounts back to zero, to the fen.
+    The balance part (paid money and bonus apart) goes back to the learner's balance;
+    only the rest leaves through ``channel`` (None when nothing does).
     """
     released = released_line_ids([line.id for line in lines])
-    legs = [(account, -amount) for account, amount in _received(
-        channel, sum(line.amount_fen for line in lines), fee_fen)]
+    channel_fen = sum(line.amount_fen for line in lines) - wallet_paid_fen - wallet_bonus_fen
+    legs = [(accounts.learner_wallet(order.user_id), -wallet_paid_fen),
+            (accounts.learner_wallet_bonus(order.user_id), -wallet_bonus_fen)]
+    if channel is not None:
+        legs.extend((account, -amount) for account, amount in _received(channel, channel_fen, fee_fen))
+    elif channel_fen or fee_fen:
+        raise UnbalancedEntry(f"refund:{refund_id}: a channel part with no channel")
     for line in lines:
         legs.extend((account, -amount) for account, amount in line_legs(line, line.id in released))
     return post_entry(

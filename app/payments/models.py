@@ -128,14 +128,22 @@ class Refund(db.Model):
         CheckConstraint("kind IN ('customer', 'orphan')", name="kind"),
         CheckConstraint("amount_fen > 0", name="amount_fen"),
         CheckConstraint("fee_fen >= 0", name="fee_fen"),
+        # The part that goes back to the prepaid balance (app/wallet); the rest goes back
+        # through the attempt's channel. A refund of an order paid by balance alone has
+        # no attempt.
+        CheckConstraint("wallet_paid_fen >= 0 AND wallet_bonus_fen >= 0"
+                        " AND wallet_paid_fen + wallet_bonus_fen <= amount_fen", name="wallet_fen"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     refund_no: Mapped[str] = mapped_column(String(64), unique=True)  # our out_refund_no
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
-    attempt_id: Mapped[int] = mapped_column(ForeignKey("payment_attempts.id"), index=True)
+    attempt_id: Mapped[int | None] = mapped_column(ForeignKey("payment_attempts.id"), index=True)
     kind: Mapped[str] = mapped_column(String(10))
     amount_fen: Mapped[int]
+    # Fixed at the (final) approval; see app/wallet/refunds.py.
+    wallet_paid_fen: Mapped[int] = mapped_column(default=0, server_default="0")
+    wallet_bonus_fen: Mapped[int] = mapped_column(default=0, server_default="0")
     reason: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16), index=True)
     channel_refund_no: Mapped[str | None] = mapped_column(String(64))
@@ -153,8 +161,13 @@ class Refund(db.Model):
     decided_at: Mapped[datetime | None]
     decision_reason: Mapped[str | None] = mapped_column(String(255))
 
-    attempt: Mapped[PaymentAttempt] = relationship()
+    attempt: Mapped[PaymentAttempt | None] = relationship()
     lines: Mapped[list[RefundLine]] = relationship(back_populates="refund", order_by="RefundLine.id")
+
+
+def refund_channel_fen(refund: Refund) -> int:
+    """What of a refund goes back through the channel: all of it, less the balance part."""
+    return refund.amount_fen - refund.wallet_paid_fen - refund.wallet_bonus_fen
 
 
 class RefundLine(db.Model):

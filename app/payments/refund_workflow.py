@@ -19,15 +19,16 @@ from sqlalchemy import func, select
 from app.accounts.models import User
 from app.audit.services import record
 from app.catalog.models import Enrollment, Lesson, LessonView
-from app.checkout.models import Order, OrderLine
+from app.checkout.models import Order, OrderLine, channel_due_fen
 from app.errors import ServiceError
 from app import followups
 from app.extensions import db
 from app.ledger.fees import refund_fee
 from app.ledger.services import post_refund
-from app.payments.models import OrphanPayment, PaymentAttempt, Refund, RefundLine
+from app.payments.models import OrphanPayment, PaymentAttempt, Refund, RefundLine, refund_channel_fen
 from app.payments.transitions import compare_and_set
 from app.timeutil import now
+from app.wallet.refunds import wallet_parts
 
 REFUNDABLE_ORDER_STATUSES = ("paid", "partially_refunded")
 # Refunds whose money is spoken for: approved, on its way, gone, or failed and retryable.
@@ -104,7 +105,9 @@ def refund_policy(order_id: int) -> RefundPolicy:
         return RefundPolicy(False, _l("No such order."), None, ())
     window_ends_at = None
     problem = None
-    if order.status not in REFUNDABLE_ORDER_STATUSES or order.paid_at is None:
+    if order.kind == "topup":
+        problem = _l("A top-up stays in your balance; it is not refunded here.")
+    elif order.status not in REFUNDABLE_ORDER_STATUSES or order.paid_at is None:
         problem = _l("Only a paid order can be refunded.")
     else:
         window_ends_at = order.paid_at + timedelta(days=current_app.config["REFUND_WINDOW_DAYS"])
@@ -156,13 +159,19 @@ def request_refund(order_id: int, user_id: int, line_ids: Sequence[int] | None, 
     if not wanted or not wanted <= set(refundable):
         raise RefundError("lines_not_refundable", _l("Choose courses of this order that can be refunded."))
     attempt = paying_attempt(order.id)
-    if attempt is None:
+    if attempt is not None:
+        sequence = (db.session.scalar(select(func.count(Refund.id)).where(Refund.attempt_id == attempt.id)) or 0) + 1
+        refund_no = f"{attempt.out_trade_no}R{sequence:02d}"
+    elif channel_due_fen(order) == 0:
+        # Paid by balance alone: the refund goes back to the balance, under the order's number.
+        sequence = (db.session.scalar(select(func.count(Refund.id)).where(Refund.order_id == order.id)) or 0) + 1
+        refund_no = f"{order.order_no}W{sequence:02d}"
+    else:
         raise RefundError("no_payment", _l("No payment of this order can be refunded."))
-    sequence = (db.session.scalar(select(func.count(Refund.id)).where(Refund.attempt_id == attempt.id)) or 0) + 1
     refund = Refund(
-        refund_no=f"{attempt.out_trade_no}R{sequence:02d}",
+        refund_no=refund_no,
         order_id=order.id,
-        attempt_id=attempt.id,
+        attempt_id=attempt.id if attempt is not None else None,
         kind="customer",
         amount_fen=sum(refundable[line_id].amount_fen for line_id in wanted),
         reason=text,
@@ -234,7 +243,10 @@ def approve_refund(refund_id: int, staff_id: int, reason: str) -> str:
     if event == "approve_first":
         values["first_approved_by"] = staff_id
     else:
-        values.update(decided_by=staff_id, decision_reason=text, next_check_at=now())
+        # Fixed now, under the order's lock, with the refunds approved before it.
+        paid_fen, bonus_fen = wallet_parts(order, refund)
+        values.update(decided_by=staff_id, decision_reason=text, next_check_at=now(),
+                      wallet_paid_fen=paid_fen, wallet_bonus_fen=bonus_fen)
     if not compare_and_set(Refund, refund.id, "refund", refund.status, event, **values):
         raise RefundError("changed", "This refund changed meanwhile; reload and try again.")
     db.session.refresh(refund)
@@ -304,7 +316,9 @@ def complete_customer_refund(refund: Refund) -> None:
     assert order is not None
     line_ids = {line.order_line_id for line in refund.lines}
     lines = [line for line in order.lines if line.id in line_ids]
-    post_refund(order, lines, refund.attempt.channel, refund.id, book_returned_fee(refund))
+    channel = refund.attempt.channel if refund.attempt is not None else None
+    post_refund(order, lines, channel, refund.id, book_returned_fee(refund),
+                refund.wallet_paid_fen, refund.wallet_bonus_fen)
     refunded = db.session.scalar(
         select(func.coalesce(func.sum(Refund.amount_fen), 0)).where(
             Refund.order_id == order.id, Refund.kind == "customer", Refund.status == "succeeded"
@@ -325,13 +339,18 @@ def book_returned_fee(refund: Refund) -> int:
     Runs under the order's lock (or for the only refund of an orphan payment), so the
     running total it reads cannot move meanwhile.
     """
-    refunded_before = db.session.scalar(
-        select(func.coalesce(func.sum(Refund.amount_fen), 0)).where(
-            Refund.attempt_id == refund.attempt_id, Refund.status == "succeeded", Refund.id != refund.id
-        )
-    )
     attempt = refund.attempt
-    refund.fee_fen = refund_fee(attempt.fee_fen or 0, attempt.amount_fen, refunded_before, refund.amount_fen)
+    if attempt is None:  # paid by balance alone: no channel, no fee
+        refund.fee_fen = 0
+        db.session.flush()
+        return 0
+    # Only what went back through the channel counts; a balance part had no fee.
+    refunded_before = db.session.scalar(
+        select(func.coalesce(func.sum(Refund.amount_fen - Refund.wallet_paid_fen - Refund.wallet_bonus_fen), 0))
+        .where(Refund.attempt_id == refund.attempt_id, Refund.status == "succeeded", Refund.id != refund.id)
+    )
+    refund.fee_fen = refund_fee(attempt.fee_fen or 0, attempt.amount_fen, refunded_before,
+                                refund_channel_fen(refund))
     db.session.flush()
     return refund.fee_fen
 

@@ -13,7 +13,7 @@ from app import followups
 from app.extensions import db
 from app.ledger.services import post_orphan_refund
 from app.payments.channels.base import RefundRequest, RefundResult, RefundState
-from app.payments.models import PaymentAttempt, Refund
+from app.payments.models import PaymentAttempt, Refund, refund_channel_fen
 from app.payments.refund_workflow import book_returned_fee, complete_customer_refund
 from app.payments.transitions import compare_and_set
 from app.timeutil import from_aware, now
@@ -57,13 +57,16 @@ def start_refund(refund_id: int) -> RefundRequest | None:
             return None
     refund = db.session.get(Refund, refund_id)
     assert refund is not None
+    if refund_channel_fen(refund) == 0:
+        _complete_in_balance(refund)
+        return None
     refund.tries += 1
     refund.next_check_at = now() + CHECK_AFTER
     db.session.flush()
     return RefundRequest(
         out_trade_no=refund.attempt.out_trade_no,
         out_refund_no=refund.refund_no,
-        amount_fen=refund.amount_fen,
+        amount_fen=refund_channel_fen(refund),
         total_fen=refund.attempt.amount_fen,
         reason=refund.reason,
     )
@@ -81,8 +84,8 @@ def apply_refund_result(refund_id: int, result: RefundResult) -> str:
     if result.state is RefundState.FAILED:
         fail_refund(refund.id, "the channel could not return the money")
         return "failed at the channel"
-    if result.amount_fen != refund.amount_fen:
-        fail_refund(refund.id, f"channel refunded {result.amount_fen} fen, expected {refund.amount_fen}")
+    if result.amount_fen != refund_channel_fen(refund):
+        fail_refund(refund.id, f"channel refunded {result.amount_fen} fen, expected {refund_channel_fen(refund)}")
         return "amount mismatch; left for staff"
     moment = from_aware(result.refunded_at) if result.refunded_at else now()
     if not compare_and_set(
@@ -99,6 +102,16 @@ def apply_refund_result(refund_id: int, result: RefundResult) -> str:
     else:
         complete_customer_refund(refund)
     return "succeeded"
+
+
+def _complete_in_balance(refund: Refund) -> None:
+    """A refund that goes back to the prepaid balance only: nothing to send, so it
+    succeeds at once, in this transaction (app/wallet)."""
+    if compare_and_set(
+        Refund, refund.id, "refund", "processing", "succeed",
+        succeeded_at=now(), next_check_at=None, last_error=None,
+    ):
+        complete_customer_refund(db.session.get(Refund, refund.id))
 
 
 def fail_refund(refund_id: int, error: str) -> bool:

@@ -14,7 +14,7 @@ from app.audit.services import record
 from app.database import one_statement_connection
 from app.extensions import db
 from app.payments.channels.base import Notification, RefundNotification, TradeState
-from app.payments.models import InboxNotification, PaymentAttempt, Refund, RejectedNotification
+from app.payments.models import InboxNotification, PaymentAttempt, Refund, RejectedNotification, refund_channel_fen
 from app.payments.settlement import Settlement, settle_payment
 from app.payments.transitions import compare_and_set
 from app.timeutil import from_aware, now
@@ -206,9 +206,9 @@ def refund_for_notification(notice: RefundNotification) -> int | None:
     """The refund a verified refund callback is about, if it is processing and so due
     for a check at once; None when there is nothing to check (already settled)."""
     refund = db.session.scalar(select(Refund).where(Refund.refund_no == notice.out_refund_no))
-    if refund is None or refund.attempt.out_trade_no != notice.out_trade_no:
+    if refund is None or refund.attempt is None or refund.attempt.out_trade_no != notice.out_trade_no:
         raise NotificationMismatch("unknown out_refund_no")
-    if refund.attempt.channel != notice.channel or notice.amount_fen != refund.amount_fen:
+    if refund.attempt.channel != notice.channel or notice.amount_fen != refund_channel_fen(refund):
         raise NotificationMismatch("refund callback does not match the refund")
     if refund.status != "processing":
         return None

@@ -25,6 +25,7 @@ from app.payments.models import OrphanPayment, PaymentAttempt
 from app.payments.refunds import open_system_refund
 from app.payments.transitions import compare_and_set
 from app.timeutil import from_aware, now
+from app.wallet.holds import post_topup, release_hold
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,9 @@ def _owned_elsewhere(order_id: int, enrollments: list[Row]) -> bool:
 
 def _no_longer_sold(order: Order) -> str | None:
     """Why a closed order cannot be fulfilled late, or None when it can."""
+    if order.wallet_paid_fen or order.wallet_bonus_fen:
+        # Closing gave the held balance back, and the learner may have spent it since.
+        return "its balance part went back to the balance when it closed"
     course_ids = {line.course_id for line in order.lines}
     published = db.session.scalar(
         select(func.count(Course.id)).where(Course.id.in_(course_ids), Course.is_published)
@@ -187,8 +191,11 @@ def _record_orphan(
 def _fulfil(
     order: Order, channel: str, attempt_id: int, fee_fen: int, enrollments: list[Row]
 ) -> None:
-    post_sale(order, channel, attempt_id, fee_fen)
-    grant_enrollments(order, enrollments)
+    if order.kind == "topup":
+        post_topup(order, channel, attempt_id, fee_fen)  # credits the balance; no course
+    else:
+        post_sale(order, channel, attempt_id, fee_fen)
+        grant_enrollments(order, enrollments)
     followups.order_paid(order.id)
 
 
@@ -290,7 +297,8 @@ def live_attempt_ids(order_id: int) -> list[int]:
 
 
 def close_order(order_id: int, event: str = "expire") -> bool:
-    """Close a pending order whose attempts are all closed; its coupon use is given back.
+    """Close a pending order whose attempts are all closed; its coupon use and any balance
+    it held are given back.
 
     False when the order is not pending any more or an attempt may still be paid.
     """
@@ -300,4 +308,5 @@ def close_order(order_id: int, event: str = "expire") -> bool:
     if not compare_and_set(Order, order_id, "order", "pending", event, closed_at=moment):
         return False
     coupons.release(order_id, moment)
+    release_hold(order_id)
     return True

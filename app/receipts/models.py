@@ -10,7 +10,7 @@ from app.database import append_only
 from app.extensions import db
 from app.timeutil import system_now
 
-RECEIPT_KINDS = ("payment", "refund")
+RECEIPT_KINDS = ("payment", "balance", "refund")
 
 
 class Receipt(db.Model):
@@ -18,14 +18,15 @@ class Receipt(db.Model):
 
     ``canonical_json`` is the exact text that was hashed and signed; the other columns
     repeat what it says for lookups and lists, never the other way round. ``source_id``
-    is the payment attempt's id (kind ``payment``) or the refund's (kind ``refund``):
-    unique per kind, so a payment never gets two receipts. Rows are never updated or
+    is the payment attempt's id (kind ``payment``), the order's (kind ``balance``: an
+    order the prepaid balance paid alone, with no attempt) or the refund's (kind
+    ``refund``): unique per kind, so a payment never gets two receipts. Rows are never updated or
     deleted (database triggers refuse both).
     """
 
     __tablename__ = "receipts"
     __table_args__ = (
-        CheckConstraint("kind IN ('payment', 'refund')", name="kind"),
+        CheckConstraint("kind IN ('payment', 'balance', 'refund')", name="kind"),
         CheckConstraint("amount_fen > 0", name="amount_fen"),
         UniqueConstraint("kind", "source_id"),
     )

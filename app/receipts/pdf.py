@@ -14,7 +14,8 @@ from app.checkout.qr import qr_matrix
 from app.earnings.statement_files import statement_font
 from app.money import format_yuan
 
-TITLES = {"payment": ("支付凭证", "Payment receipt"), "refund": ("退款凭证", "Refund receipt")}
+TITLES = {"payment": ("支付凭证", "Payment receipt"), "balance": ("余额支付凭证", "Balance payment receipt"),
+          "refund": ("退款凭证", "Refund receipt")}
 # (field, Chinese label, English label), in the order printed.
 FIELDS = (
     ("receipt_no", "凭证号", "Receipt no."),
@@ -27,8 +28,11 @@ FIELDS = (
     ("paid_at", "支付时间", "Paid at"),
     ("refunded_at", "退款时间", "Refunded at"),
     ("platform", "平台", "Platform"),
+    ("balance_fen", "其中余额", "Of which balance"),
+    ("bonus_fen", "赠送金额", "Bonus credited"),
     ("key_id", "签名密钥", "Key id"),
 )
+MONEY_FIELDS = ("balance_fen", "bonus_fen")  # integer fen, printed in yuan
 QR_MODULE = 0.9 * mm
 
 
@@ -88,7 +92,9 @@ def receipt_pdf(fields: dict[str, Any], sha256: str, signature: str, verify_url:
     for name, label_zh, label_en in FIELDS:
         if fields.get(name) is not None:
             page.room(6 * mm)
-            canvas.drawString(page.left + 55 * mm, page.y, str(fields[name]))
+            value = fields[name]
+            shown = f"¥{format_yuan(value)}" if name in MONEY_FIELDS else str(value)
+            canvas.drawString(page.left + 55 * mm, page.y, shown)
             page.line(f"{label_zh} {label_en}")
     page.y -= 4 * mm
     page.line("项目 Items")

@@ -28,15 +28,17 @@ from app.receipts.signing import ReceiptKey
 from app.timeutil import beijing, now
 
 RECEIPT_FORMAT = 1  # the "version" field: bumped if the fields ever change meaning
-RECEIPT_NO_RE = re.compile(r"[PR][0-9]{16,27}")
+RECEIPT_NO_RE = re.compile(r"[PBR][0-9]{16,27}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
-_PREFIX = {"payment": "P", "refund": "R"}
+_PREFIX = {"payment": "P", "balance": "B", "refund": "R"}
+BALANCE = "balance"  # the "channel" of money the prepaid balance moved
+TOPUP_TITLE = "余额充值"  # a top-up's one item; course titles are stored in Chinese too
 
 
 @dataclass(frozen=True)
 class Settled:
     """How money moved, whatever moved it: ``method`` is a channel (``alipay``,
-    ``wechat``) or, later, ``balance``, whose ``trade_no`` is then None."""
+    ``wechat``) or ``balance``, whose ``trade_no`` is then None."""
 
     source_id: int
     method: str
@@ -71,7 +73,7 @@ def build_receipt(kind: str, order: Order, learner_email: str, settled: Settled,
         "currency": order.currency,
         "channel": settled.method,
         "channel_trade_no": settled.trade_no,
-        ("paid_at" if kind == "payment" else "refunded_at"): beijing_iso(settled.at),
+        ("refunded_at" if kind == "refund" else "paid_at"): beijing_iso(settled.at),
         "platform": current_app.config["RECEIPT_PLATFORM_NAME"],
         "key_id": key.key_id,
         **extra,
@@ -94,7 +96,9 @@ def _store(kind: str, order_id: int, source_id: int, receipt: dict[str, Any]) ->
 
 def issue_payment_receipt(order_id: int) -> None:
     """The receipt of the payment that paid the order: its succeeded attempt that is
-    not an orphan given back (a late payment that was fulfilled counts)."""
+    not an orphan given back (a late payment that was fulfilled counts) or, for an order
+    the prepaid balance paid alone, the balance (kind ``balance``). ``amount_fen`` is the
+    whole payment; ``balance_fen`` says how much of it the balance gave."""
     given_back = exists().where(
         OrphanPayment.attempt_id == PaymentAttempt.id, OrphanPayment.resolution != "fulfilled"
     )
@@ -107,27 +111,47 @@ def issue_payment_receipt(order_id: int) -> None:
         .order_by(PaymentAttempt.id.desc())
         .limit(1)
     ).one_or_none()
-    if row is None:
-        return
     order = db.session.get(Order, order_id)
-    settled = Settled(row.id, row.channel, row.channel_trade_no, row.amount_fen, row.succeeded_at or now())
+    balance_fen = order.wallet_paid_fen + order.wallet_bonus_fen
+    if row is not None:
+        kind, email = "payment", row.email
+        settled = Settled(row.id, row.channel, row.channel_trade_no, row.amount_fen + balance_fen,
+                          row.succeeded_at or now())
+    elif balance_fen and balance_fen == order.total_fen and order.paid_at is not None:
+        kind, email = "balance", _learner_email(order)
+        settled = Settled(order.id, BALANCE, None, balance_fen, order.paid_at)
+    else:
+        return
     items = [{"title": line.title, "amount_fen": line.amount_fen} for line in order.lines]
-    _store("payment", order.id, row.id, build_receipt("payment", order, row.email, settled, items, {}))
+    extra = {"balance_fen": balance_fen} if balance_fen else {}
+    if order.kind == "topup":  # no lines: the one thing bought is balance
+        items = [{"title": TOPUP_TITLE, "amount_fen": order.total_fen}]
+        extra["bonus_fen"] = order.topup_bonus_fen
+    _store(kind, order.id, settled.source_id,
+           build_receipt(kind, order, email, settled, items, extra))
 
 
 def issue_refund_receipt(refund_id: int) -> None:
-    """The receipt of a succeeded refund: the lines it gave back and the amount."""
+    """The receipt of a succeeded refund: the lines it gave back and the amount, and how
+    much of it went back to the prepaid balance rather than through the channel."""
     refund = db.session.get(Refund, refund_id)
     if refund is None or refund.status != "succeeded":
         return
     order = db.session.get(Order, refund.order_id)
-    email = db.session.scalar(select(User.email).where(User.id == order.user_id))
-    attempt = refund.attempt
-    settled = Settled(refund.id, attempt.channel, attempt.channel_trade_no, refund.amount_fen,
-                      refund.succeeded_at or now())
+    attempt = refund.attempt  # None when the balance alone paid the order
+    method, trade_no = (attempt.channel, attempt.channel_trade_no) if attempt else (BALANCE, None)
+    settled = Settled(refund.id, method, trade_no, refund.amount_fen, refund.succeeded_at or now())
     items = [{"title": line.order_line.title, "amount_fen": line.amount_fen} for line in refund.lines]
     extra = {"refund_no": refund.refund_no, "channel_refund_no": refund.channel_refund_no}
-    _store("refund", order.id, refund.id, build_receipt("refund", order, email, settled, items, extra))
+    balance_fen = refund.wallet_paid_fen + refund.wallet_bonus_fen
+    if balance_fen:
+        extra["balance_fen"] = balance_fen
+    _store("refund", order.id, refund.id,
+           build_receipt("refund", order, _learner_email(order), settled, items, extra))
+
+
+def _learner_email(order: Order) -> str:
+    return db.session.scalar(select(User.email).where(User.id == order.user_id))
 
 
 def receipts_by_order(order_ids: Sequence[int]) -> dict[int, list[Receipt]]:

@@ -33,6 +33,10 @@ REFUSALS = {
 }
 
 
+def _channel_label(method: str) -> str:
+    return _l("Prepaid balance") if method == services.BALANCE else LABELS.get(method, method)
+
+
 def _verify_page(**context: object) -> str:
     return render_template("receipts/verify.html", refusals=REFUSALS,
                            key_id=services.receipt_key().key_id, **context)
@@ -63,7 +67,7 @@ def receipt(receipt_no: str) -> str:
     found = _my_receipt_or_404(receipt_no)
     fields = json.loads(found.canonical_json)
     return render_template("receipts/receipt.html", receipt=found, fields=fields,
-                           channel_label=LABELS.get(fields["channel"], fields["channel"]),
+                           channel_label=_channel_label(fields["channel"]),
                            verify_link=_verify_link(found))
 
 

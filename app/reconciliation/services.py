@@ -68,9 +68,12 @@ def our_records(channel: str, bill: Sequence[BillEntry],
             payments[row.id] = PaymentRecord(*row)
     refunds: dict[int, RefundRecord] = {}
     refund_columns = (
-        select(Refund.id, Refund.attempt_id, PaymentAttempt.out_trade_no, Refund.refund_no, Refund.amount_fen,
+        select(Refund.id, Refund.attempt_id, PaymentAttempt.out_trade_no, Refund.refund_no,
+               # The channel's part: a balance part (app/wallet) is not on its bill.
+               (Refund.amount_fen - Refund.wallet_paid_fen - Refund.wallet_bonus_fen).label("amount_fen"),
                Refund.status, Refund.fee_fen, Refund.succeeded_at)
         .join(PaymentAttempt, PaymentAttempt.id == Refund.attempt_id)
+        .where(Refund.amount_fen > Refund.wallet_paid_fen + Refund.wallet_bonus_fen)
     )
     refund_window = and_(Refund.status == "succeeded", Refund.succeeded_at >= start, Refund.succeeded_at < end)
     for condition in [refund_window] + [Refund.refund_no.in_(chunk) for chunk in _chunks(refund_nos)]:
