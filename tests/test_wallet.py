@@ -307,6 +307,15 @@ def test_balance_payments_and_their_refunds_get_receipts_that_say_what_the_balan
         assert (mixed_paid["kind"], mixed_paid["channel"], mixed_paid["amount_fen"], mixed_paid["balance_fen"]) == (
             "payment", "wechat", 60000, 52000 - 9450)
         assert sum(item["amount_fen"] for item in mixed_paid["items"]) == mixed_paid["amount_fen"]
+        from app.mail.models import OutboxMessage
+
+        mails = {m.key: m.body_text for m in db.session.scalars(select(OutboxMessage))}
+        topup_mail = mails[f"order-paid:{order_of(top_up_no).id}"]
+        assert "¥500.00 is added to your prepaid balance" in topup_mail and "¥20.00" in topup_mail
+        assert "Of which from your prepaid balance: ¥425.50" in mails[f"order-paid:{order_of(mixed_no).id}"]
+        refund_mail = next(body for key, body in mails.items() if key.startswith("refund-succeeded:"))
+        assert "¥94.50" in refund_mail and "to your prepaid balance" in refund_mail
+        assert "bank" not in refund_mail  # nothing went through a channel
     page = client.get(f"/receipts/{paid['receipt_no']}").text
     assert "Balance payment receipt" in page and "Prepaid balance" in page
     pdf = client.get(f"/receipts/{paid['receipt_no']}.pdf")

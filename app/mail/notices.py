@@ -63,8 +63,8 @@ def order_paid(order_id: int) -> int | None:
     rows = db.session.execute(
         select(User.email, User.display_name, Course.title_zh, Course.title_en)
         .join(Order, Order.user_id == User.id)
-        .join(OrderLine, OrderLine.order_id == Order.id)
-        .join(Course, Course.id == OrderLine.course_id)
+        .outerjoin(OrderLine, OrderLine.order_id == Order.id)  # a top-up has no lines
+        .outerjoin(Course, Course.id == OrderLine.course_id)
         .where(Order.id == order_id)
         .order_by(OrderLine.id)
     ).all()
@@ -72,10 +72,11 @@ def order_paid(order_id: int) -> int | None:
         return None
     email, name = rows[0].email, rows[0].display_name
     locale = recipient_locale(order.user_id)
-    titles = [row.title_en if locale == "en" else row.title_zh for row in rows]
+    titles = [row.title_en if locale == "en" else row.title_zh for row in rows if row.title_zh is not None]
     return _queue(
         f"order-paid:{order.id}", "order_paid", email, name, locale,
-        lambda: gettext("Order %(order_no)s is paid", order_no=order.order_no),
+        lambda: (gettext("Top-up %(order_no)s is paid", order_no=order.order_no) if order.kind == "topup"
+                 else gettext("Order %(order_no)s is paid", order_no=order.order_no)),
         order=order, titles=titles, link=site_link("checkout.pay", order_no=order.order_no),
     )
 
