@@ -86,8 +86,10 @@ def register_blueprints(app: Flask) -> None:
     from app.earnings.views import bp as earnings_bp
     from app.health import bp as health_bp
     from app.payments.views import bp as payments_bp
+    from app.renewal.views import bp as renewal_bp
 
-    for blueprint in (catalog_bp, accounts_bp, cart_bp, checkout_bp, earnings_bp, payments_bp, health_bp):
+    for blueprint in (catalog_bp, accounts_bp, cart_bp, checkout_bp, earnings_bp, payments_bp, health_bp,
+                      renewal_bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)  # bearer-token clients send no cookies, so CSRF cannot apply

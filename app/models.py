@@ -9,3 +9,4 @@ from app.payments import models as payments_models  # noqa: F401
 from app.audit import models as audit_models  # noqa: F401
 from app.gateway import models as gateway_models  # noqa: F401
 from app.reconciliation import models as reconciliation_models  # noqa: F401
+from app.renewal import models as renewal_models  # noqa: F401

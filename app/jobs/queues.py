@@ -47,6 +47,8 @@ JOB_SPECS: dict[str, JobSpec] = {
     "reconcile_bill": _spec("reconcile_bill", "default", (60, 600)),
     # Staff asked the channel about an attempt the bill has as paid (any status).
     "recheck_attempt": _spec("recheck_attempt", "payments", (5, 15)),
+    # The renewal reminder of one enrollment, once per end date (app/renewal).
+    "remind_access_ending": _spec("remind_access_ending", "default", (60, 600)),
 }
 
 QUEUE_NAMES = ("payments", "refunds", "default")

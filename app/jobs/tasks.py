@@ -16,6 +16,7 @@ from app.payments import resolution
 from app.payments.services import process_inbox
 from app.payments.settlement import Settlement
 from app.reconciliation import runs
+from app.renewal.services import remind_access_ending as remind
 
 log = logging.getLogger(__name__)
 
@@ -96,3 +97,10 @@ def recheck_attempt(attempt_id: int) -> str:
     settlement = runs.recheck_attempt(attempt_id)
     log.info("recheck of attempt %s: %s", attempt_id, settlement.outcome)
     return _follow_up(settlement)
+
+
+@job
+def remind_access_ending(enrollment_id: int) -> str:
+    reminded = remind(enrollment_id)
+    db.session.commit()
+    return "reminded" if reminded else "nothing to remind"

@@ -24,6 +24,7 @@ from app.payments.channels.base import TradeState, TradeStatus
 from app.payments.models import OrphanPayment, PaymentAttempt
 from app.payments.refunds import open_system_refund
 from app.payments.transitions import compare_and_set
+from app.renewal.services import access_end, extend_for_order, unrenewable_reason
 from app.timeutil import from_aware, now
 
 log = logging.getLogger(__name__)
@@ -86,12 +87,15 @@ def settle_payment(
     # then finds the course owned.
     enrollments = _learner_enrollments(order_id)
     owned = _owned_elsewhere(order_id, enrollments)
-    if not owned and compare_and_set(Order, order_id, "order", "pending", "pay", paid_at=moment):
+    lapsed = unrenewable_reason(order_id)
+    if not owned and not lapsed and compare_and_set(Order, order_id, "order", "pending", "pay", paid_at=moment):
         _fulfil(_order_to_book(order_id), channel, attempt_id, fee_fen, enrollments)
         return Settlement("paid")
     order = _order_to_book(order_id)
     if owned:
         reason = "the learner already owns a course of the order through another order"
+    elif lapsed:
+        reason = lapsed
     elif order.status == "closed":
         refusal = _no_longer_sold(order)
         if refusal is None and compare_and_set(
@@ -123,6 +127,8 @@ _LEARNER_ENROLLMENTS = select(
     OrderLine.order_id == Order.id,
     Enrollment.course_id == OrderLine.course_id,
     Enrollment.user_id == Order.user_id,
+    # A renewal line is for a course the learner holds: not a second sale of it.
+    OrderLine.kind == "purchase",
 )
 
 
@@ -189,6 +195,7 @@ def _fulfil(
 ) -> None:
     post_sale(order, channel, attempt_id, fee_fen)
     grant_enrollments(order, enrollments)
+    extend_for_order(order, order.paid_at or now())
     followups.order_paid(order.id)
 
 
@@ -196,23 +203,27 @@ def grant_enrollments(order: Order, enrollments: list[Row]) -> None:
     """Enrol the learner in every course of the order: a new enrollment, or one revoked
     (by a refund) given back; one the learner holds already is left as it is.
     ``enrollments`` are the learner's in these courses (`_learner_enrollments`)."""
-    course_ids = [line.course_id for line in order.lines]
+    purchases = [line for line in order.lines if line.kind == "purchase"]
+    course_ids = [line.course_id for line in purchases]
+    # A time-limited course is open until paid time + its days (snapshotted on the line).
+    moment = order.paid_at or now()
+    ends = {line.course_id: access_end(moment, line.access_days) for line in purchases}
     # Rows, not objects, and no statement per line: this runs in every payment's job.
     revoked_at_by_course = {enrollment.course_id: enrollment.revoked_at for enrollment in enrollments}
     new = [course_id for course_id in course_ids if course_id not in revoked_at_by_course]
     revoked = [course_id for course_id, revoked_at in revoked_at_by_course.items() if revoked_at]
     if new:
-        moment = now()
         db.session.execute(insert(Enrollment), [
             {"user_id": order.user_id, "course_id": course_id, "order_id": order.id,
-             "granted_at": moment}
+             "granted_at": now(), "expires_at": ends[course_id]}
             for course_id in new
         ])
-    if revoked:
+    for course_id in revoked:  # a few at most: given back after a refund
         db.session.execute(
             update(Enrollment)
-            .where(Enrollment.user_id == order.user_id, Enrollment.course_id.in_(revoked))
-            .values(revoked_at=None, order_id=order.id)
+            .where(Enrollment.user_id == order.user_id, Enrollment.course_id == course_id)
+            .values(revoked_at=None, order_id=order.id, expires_at=ends[course_id],
+                    reminded_for_expiry=None)
             .execution_options(synchronize_session="fetch")
         )
     for course_id in new + revoked:
