@@ -87,9 +87,11 @@ def register_blueprints(app: Flask) -> None:
     from app.health import bp as health_bp
     from app.invoices.views import bp as invoices_bp
     from app.payments.views import bp as payments_bp
+    from app.renewal.views import bp as renewal_bp
     from app.wallet.views import bp as wallet_bp
 
-    for blueprint in (catalog_bp, accounts_bp, cart_bp, checkout_bp, earnings_bp, payments_bp, health_bp):
+    for blueprint in (catalog_bp, accounts_bp, cart_bp, checkout_bp, earnings_bp, payments_bp, health_bp,
+                      renewal_bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(invoices_bp)
     app.register_blueprint(wallet_bp)

@@ -97,8 +97,9 @@ def test_the_job_reads_the_inbox_row_the_learners_enrollments_and_the_order_once
             assert process_notification(inbox_id) == "paid"
         reads = [statement for statement in seen if statement.startswith("SELECT")]
         # The inbox row with its attempt; the learner's enrollments in the order's courses
-        # (owned already? to grant?); the order with its lines and shares; the learner's
-        # address and the courses' titles for the order confirmation (app/mail); the paying
+        # (owned already? to grant? still held, for a renewal?); the order with its lines
+        # and shares; the learner's address and the courses' titles for the order
+        # confirmation (app/mail); the paying
         # attempt with the learner's address for the receipt (app/receipts); the enabled
         # platform endpoints, once per transaction (app/platform_events). None grows with
         # the number of courses.

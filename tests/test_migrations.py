@@ -146,7 +146,7 @@ def test_the_latest_migrations_downgrade_and_upgrade_again(
 
     seen = []
     for args in (["db", "upgrade", "a7d2f4e91c30"], ["db", "downgrade"], ["db", "downgrade"], ["db", "downgrade"],
-                 ["db", "upgrade"]):
+                 ["db", "upgrade", "a7d2f4e91c30"]):
         result = runner.invoke(args=args)
         assert result.exit_code == 0, (args, result.output)
         seen.append(schema())

@@ -95,6 +95,10 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("catalog.course", "GET"):                         "ok     ok     ok     ok     ok     ok     ok     ok     2fa",
     ("catalog.lesson", "GET"):                         "buy    ok     buy    buy    buy    buy    buy    buy    2fa",
     ("catalog.my_courses", "GET"):                     "login  ok     ok     ok     ok     ok     ok     ok     2fa",
+    # Renewal is for a course one holds with limited access; Ann's has lifetime access, so
+    # she too is sent back to the course page, like everyone who does not own it.
+    ("renewal.renew", "GET"):                          "login  buy    buy    buy    buy    buy    buy    buy    2fa",
+    ("renewal.renew", "POST"):                         "login  buy    buy    buy    buy    buy    buy    buy    2fa",
 
     # Accounts: everyone's own; the second factor is staff's; a password alone opens nothing
     # (Sue passes her second factor in REQUESTS' last block, so she signs up as one who is in).
@@ -297,6 +301,8 @@ REQUESTS: dict[tuple[str, ...], Call] = {
     ("catalog.course", "GET"): Call("/courses/{slug}"),
     ("catalog.lesson", "GET"): Call("/courses/{slug}/lessons/1"),
     ("catalog.my_courses", "GET"): Call("/my/courses"),
+    ("renewal.renew", "GET"): Call("/courses/{slug}/renew"),
+    ("renewal.renew", "POST"): Call("/courses/{slug}/renew", data={"channel": "alipay"}),
 
     ("accounts.register", "GET"): Call("/register"),
     ("accounts.login", "GET"): Call("/login"),

@@ -124,6 +124,8 @@ class CourseForm(BaseForm):
     summary_zh = TextAreaField("Summary (zh)")
     summary_en = TextAreaField("Summary (en)")
     price_yuan = StringField("Price (yuan)", validators=[DataRequired()])
+    access_days = IntegerField("Days of access (empty: lifetime)", validators=[Optional(), NumberRange(min=1)])
+    renewal_price_yuan = StringField("Renewal price (yuan; empty: the price)")
     is_published = BooleanField("Published")
     reason = reason_field()
 
@@ -133,10 +135,14 @@ class CourseForm(BaseForm):
             summary_zh=self.summary_zh.data or "", summary_en=self.summary_en.data or "",
             price_fen=_fen(self.price_yuan.data, "price_yuan") or 0,
             is_published=bool(self.is_published.data),
+            access_days=self.access_days.data,
+            renewal_price_fen=_fen(self.renewal_price_yuan.data, "renewal_price_yuan"),
         )
 
     def prefill(self, course: object) -> None:
         self.price_yuan.data = format_yuan(getattr(course, "price_fen"))
+        renewal_fen = getattr(course, "renewal_price_fen")
+        self.renewal_price_yuan.data = "" if renewal_fen is None else format_yuan(renewal_fen)
 
 
 class InstructorForm(BaseForm):

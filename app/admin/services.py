@@ -23,6 +23,9 @@ class CourseValues:
     summary_en: str
     price_fen: int
     is_published: bool
+    # Access period and renewal price (app/renewal); None: lifetime, the list price.
+    access_days: int | None = None
+    renewal_price_fen: int | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,10 @@ def update_course(course_id: int, values: CourseValues, staff_id: int, reason: s
         raise EditError("title_required", "A course needs both titles.")
     if values.price_fen < 0:
         raise EditError("price", "A price cannot be negative.")
+    if values.access_days is not None and values.access_days <= 0:
+        raise EditError("access_days", "Days of access must be at least 1 (empty: lifetime).")
+    if values.renewal_price_fen is not None and values.renewal_price_fen < 0:
+        raise EditError("renewal_price", "A renewal price cannot be negative.")
     _apply(course, "course", vars(values), staff_id, text)
 
 

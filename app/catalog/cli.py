@@ -33,6 +33,7 @@ def seed_demo() -> bool:
             price_fen=price, summary_zh=summary_zh, summary_en=summary_en,
             cover_from=colours[0], cover_to=colours[1],
         )
+        course.access_days, course.renewal_price_fen = demo_data.ACCESS_PERIODS.get(slug, (None, None))
         for position, (lesson_zh, lesson_en) in enumerate(demo_data.LESSON_TITLES, start=1):
             course.lessons.append(
                 Lesson(

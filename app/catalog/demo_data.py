@@ -16,6 +16,9 @@ INSTRUCTORS = [
      "bio_en": "Bilingual teacher and former IELTS speaking examiner."},
 ]
 
+# Time-limited demo courses (app/renewal): slug -> (days of access, renewal price fen).
+ACCESS_PERIODS = {"distributed-systems": (365, 14900), "mlops": (365, 19900)}
+
 # (slug, instructor index, zh title, en title, price fen, zh summary, en summary, colours)
 COURSES = [
     ("python-basics", 0, "Python 零基础入门", "Python from Zero", 9900,

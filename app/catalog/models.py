@@ -24,6 +24,8 @@ class Course(db.Model):
     __tablename__ = "courses"
     __table_args__ = (
         CheckConstraint("price_fen >= 0", name="price_fen"),
+        CheckConstraint("renewal_price_fen >= 0", name="renewal_price_fen"),
+        CheckConstraint("access_days > 0", name="access_days"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -38,6 +40,10 @@ class Course(db.Model):
     cover_from: Mapped[str] = mapped_column(String(9), default="#3b82f6")
     cover_to: Mapped[str] = mapped_column(String(9), default="#1e3a8a")
     is_published: Mapped[bool] = mapped_column(default=True)
+    # Days of access a purchase or renewal buys; NULL is lifetime access (app/renewal).
+    access_days: Mapped[int | None]
+    # What a renewal costs; NULL charges the list price again.
+    renewal_price_fen: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=system_now)
 
     instructor: Mapped[Instructor] = relationship(back_populates="courses")
@@ -72,6 +78,11 @@ class Enrollment(db.Model):
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
     granted_at: Mapped[datetime] = mapped_column(default=system_now)
     revoked_at: Mapped[datetime | None]
+    # When access ends; NULL is lifetime. Past it the enrollment is expired, not revoked:
+    # the learner may renew it (app/renewal).
+    expires_at: Mapped[datetime | None]
+    # The end date the last reminder was sent for, so each end date is reminded once.
+    reminded_for_expiry: Mapped[datetime | None]
 
     course: Mapped[Course] = relationship()
 

@@ -24,6 +24,18 @@ def owned_course_ids(user_id: int) -> set[int]:
     )
 
 
+def expired_course_ids(user_id: int) -> set[int]:
+    """Courses the learner holds whose access period has ended: they renew, not study."""
+    return set(
+        db.session.scalars(
+            select(Enrollment.course_id).where(
+                Enrollment.user_id == user_id, Enrollment.revoked_at.is_(None),
+                Enrollment.expires_at <= now(),
+            )
+        )
+    )
+
+
 def is_enrolled(user_id: int, course_id: int) -> bool:
     return course_id in owned_course_ids(user_id)
 

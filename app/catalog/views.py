@@ -10,6 +10,7 @@ from app.accounts.forms import EmptyForm
 from app.catalog import services
 from app.catalog.models import Course, Lesson
 from app.extensions import db
+from app.renewal.services import ends_soon, held_enrollment, is_expired
 
 bp = Blueprint("catalog", __name__)
 
@@ -20,8 +21,10 @@ def _owned() -> set[int]:
 
 @bp.route("/")
 def index() -> str:
+    expired = services.expired_course_ids(current_user.id) if current_user.is_authenticated else set()
     return render_template(
-        "catalog/index.html", courses=services.published_courses(), owned=_owned(), form=EmptyForm()
+        "catalog/index.html", courses=services.published_courses(), owned=_owned(), form=EmptyForm(),
+        expired=expired,
     )
 
 
@@ -30,8 +33,11 @@ def course(slug: str) -> str:
     course = db.session.scalar(select(Course).where(Course.slug == slug, Course.is_published))
     if course is None:
         abort(404)
+    enrollment = held_enrollment(current_user.id, course.id) if current_user.is_authenticated else None
     return render_template(
-        "catalog/course.html", course=course, owned=course.id in _owned(), form=EmptyForm()
+        "catalog/course.html", course=course, owned=enrollment is not None, form=EmptyForm(),
+        enrollment=enrollment, expired=enrollment is not None and is_expired(enrollment),
+        ending=enrollment is not None and ends_soon(enrollment),
     )
 
 
@@ -45,9 +51,13 @@ def lesson(slug: str, position: int) -> str | Response:
     )
     if lesson is None:
         abort(404)
-    if not current_user.is_authenticated or course.id not in _owned():
+    enrollment = held_enrollment(current_user.id, course.id) if current_user.is_authenticated else None
+    if enrollment is None:
         flash(_("Buy this course to open its lessons."), "info")
         return redirect(url_for("catalog.course", slug=slug))
+    if is_expired(enrollment):
+        flash(_("Your access to this course has ended. Renew it to study again."), "error")
+        return redirect(url_for("renewal.renew", slug=slug))
     services.record_lesson_view(current_user.id, lesson)
     db.session.commit()
     return render_template("catalog/lesson.html", course=course, lesson=lesson)
@@ -56,6 +66,9 @@ def lesson(slug: str, position: int) -> str | Response:
 @bp.route("/my/courses")
 @login_required
 def my_courses() -> str:
+    enrollments = services.my_enrollments(current_user.id)
     return render_template(
-        "catalog/my_courses.html", enrollments=services.my_enrollments(current_user.id)
+        "catalog/my_courses.html", enrollments=enrollments,
+        expired={e.id for e in enrollments if is_expired(e)},
+        ending=[e for e in enrollments if ends_soon(e)],
     )

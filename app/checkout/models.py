@@ -82,6 +82,8 @@ class OrderLine(db.Model):
         CheckConstraint("amount_fen = list_price_fen - discount_fen + tax_fen", name="amount_fen"),
         CheckConstraint("commission_bps BETWEEN 0 AND 10000", name="commission_bps"),
         UniqueConstraint("order_id", "course_id"),
+        CheckConstraint("kind IN ('purchase', 'renewal')", name="kind"),
+        CheckConstraint("access_days > 0", name="access_days"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -94,6 +96,10 @@ class OrderLine(db.Model):
     discount_fen: Mapped[int]
     tax_fen: Mapped[int]
     amount_fen: Mapped[int]
+    # A first purchase or a renewal of access (app/renewal), and the days of access the
+    # line buys as sold (NULL: lifetime), a snapshot like the prices.
+    kind: Mapped[str] = mapped_column(String(10), default="purchase", server_default="purchase")
+    access_days: Mapped[int | None]
 
     order: Mapped[Order] = relationship(back_populates="lines")
     # For the course's English title: ``title`` keeps the Chinese one as sold.

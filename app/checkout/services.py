@@ -192,6 +192,7 @@ def _sold_line(course: Course, priced: PricedLine, placed_at: datetime) -> Order
         discount_fen=priced.discount_fen,
         tax_fen=priced.tax_fen,
         amount_fen=priced.amount_fen,
+        access_days=course.access_days,
     )
     line.shares = [
         OrderLineShare(

@@ -27,6 +27,7 @@ from app.payments.refunds import claim_refund, due_refund_ids
 from app.payments.registry import enabled_channels
 from app.platform_events.sending import due_delivery_ids, release_expired_claims
 from app.reconciliation.runs import claim_due_days
+from app.renewal.services import enrollments_to_remind
 from app.timeutil import now
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,15 @@ def close_due_statements() -> int:
     return len(instructor_ids)
 
 
+def remind_ending_access() -> int:
+    """Enqueue the renewal reminder of enrollments ending within seven days."""
+    enrollment_ids = enrollments_to_remind()
+    db.session.commit()
+    for enrollment_id in enrollment_ids:
+        enqueue("remind_access_ending", enrollment_id)
+    return len(enrollment_ids)
+
+
 def reconcile_due_bills() -> int:
     """Enqueue the reconciliation of each enabled channel's recent days whose bill is
     out and has no finished run (a day is claimed first, like a query)."""
@@ -180,6 +190,7 @@ def tick() -> dict[str, int]:
         "refunds_sent": send_due_refunds(),
         "earnings_released": release_due_earnings(),
         "statements_due": close_due_statements(),
+        "access_reminders": remind_ending_access(),
         "mail_due": deliver_due_mail(),  # after the steps above, which may queue mail
         "events_due": deliver_due_events(),
         # Last: it downloads whole bills, and nothing above waits on it.

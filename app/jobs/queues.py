@@ -53,6 +53,8 @@ JOB_SPECS: dict[str, JobSpec] = {
     # A platform event to one endpoint; its own retry schedule lives on the row, so RQ
     # retries only a crash (the sweep would find the delivery anyway).
     "deliver_event": _spec("deliver_event", "default", (30, 300)),
+    # The renewal reminder of one enrollment, once per end date (app/renewal).
+    "remind_access_ending": _spec("remind_access_ending", "default", (60, 600)),
 }
 
 QUEUE_NAMES = ("payments", "refunds", "default")

@@ -18,6 +18,7 @@ from app.payments.services import process_inbox
 from app.payments.settlement import Settlement
 from app.platform_events import sending as platform_event_sending
 from app.reconciliation import runs
+from app.renewal.services import remind_access_ending as remind
 
 log = logging.getLogger(__name__)
 
@@ -110,3 +111,10 @@ def deliver_email(message_id: int) -> str:
 def deliver_event(delivery_id: int) -> str:
     """Post one platform event delivery (it commits its claim, then its outcome)."""
     return platform_event_sending.deliver(delivery_id)
+
+
+@job
+def remind_access_ending(enrollment_id: int) -> str:
+    reminded = remind(enrollment_id)
+    db.session.commit()
+    return "reminded" if reminded else "nothing to remind"

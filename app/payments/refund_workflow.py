@@ -27,6 +27,7 @@ from app.ledger.fees import refund_fee
 from app.ledger.services import post_refund
 from app.payments.models import OrphanPayment, PaymentAttempt, Refund, RefundLine, refund_channel_fen
 from app.payments.transitions import compare_and_set
+from app.renewal.services import take_back
 from app.timeutil import now
 from app.wallet.refunds import wallet_parts
 
@@ -327,7 +328,10 @@ def complete_customer_refund(refund: Refund) -> None:
     event = "refund_rest" if refunded >= order.total_fen else "refund_part"
     compare_and_set(Order, order.id, "order", order.status, event)
     for line in lines:
-        _revoke_unless_held_elsewhere(order.user_id, line.course_id, order.id)
+        if line.kind == "renewal":
+            take_back(line.id)  # only the days it added; the enrollment stays
+        else:
+            _revoke_unless_held_elsewhere(order.user_id, line.course_id, order.id)
     record(None, "refund.succeeded", "refund", refund.id, "the channel returned the money",
            None, {"amount_fen": refund.amount_fen, "order_status": db.session.get(Order, order.id).status})
     followups.refund_succeeded(refund.id)
@@ -369,6 +373,7 @@ def _revoke_unless_held_elsewhere(user_id: int, course_id: int, refunded_order_i
             Order.id != refunded_order_id,
             Order.status.in_(REFUNDABLE_ORDER_STATUSES),
             OrderLine.course_id == course_id,
+            OrderLine.kind == "purchase",  # a renewal alone does not hold a course
             OrderLine.id.not_in(refunded_lines),
         )
         .limit(1)

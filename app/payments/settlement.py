@@ -24,6 +24,7 @@ from app.payments.channels.base import TradeState, TradeStatus
 from app.payments.models import OrphanPayment, PaymentAttempt
 from app.payments.refunds import open_system_refund
 from app.payments.transitions import compare_and_set
+from app.renewal.services import access_end, extend_for_order, lapsed_renewal
 from app.timeutil import from_aware, now
 from app.wallet.holds import post_topup, release_hold
 
@@ -85,14 +86,16 @@ def settle_payment(
     # which enrollments booking grants. A racing grant of the same course by another
     # order's job still fails this job on the unique (user, course) key, and its retry
     # then finds the course owned.
-    enrollments = _learner_enrollments(order_id)
+    enrollments, lapsed = _learner_enrollments(order_id)
     owned = _owned_elsewhere(order_id, enrollments)
-    if not owned and compare_and_set(Order, order_id, "order", "pending", "pay", paid_at=moment):
+    if not owned and not lapsed and compare_and_set(Order, order_id, "order", "pending", "pay", paid_at=moment):
         _fulfil(_order_to_book(order_id), channel, attempt_id, fee_fen, enrollments)
         return Settlement("paid")
     order = _order_to_book(order_id)
     if owned:
         reason = "the learner already owns a course of the order through another order"
+    elif lapsed:
+        reason = lapsed
     elif order.status == "closed":
         refusal = _no_longer_sold(order)
         if refusal is None and compare_and_set(
@@ -116,15 +119,14 @@ def settle_payment(
 # The learner's enrollments in the courses of an order (granted by any order), with the
 # order's status. Built once, at import: it runs in every payment's job, and building
 # the statement costs more than running it.
-_LEARNER_ENROLLMENTS = select(
-    Enrollment.course_id, Enrollment.order_id, Enrollment.revoked_at,
+# Each line of the order with the learner's enrollment in its course, if any: one query
+# answers both "owned already?" (purchase lines) and "still held?" (renewal lines).
+_LINE_HOLDINGS = select(
+    OrderLine.kind.label("line_kind"), Enrollment.course_id, Enrollment.order_id, Enrollment.revoked_at,
     Order.status.label("order_status"),
-).where(
-    Order.id == bindparam("order_id"),
-    OrderLine.order_id == Order.id,
-    Enrollment.course_id == OrderLine.course_id,
-    Enrollment.user_id == Order.user_id,
-)
+).select_from(OrderLine).join(Order, Order.id == OrderLine.order_id).outerjoin(
+    Enrollment, (Enrollment.course_id == OrderLine.course_id) & (Enrollment.user_id == Order.user_id)
+).where(Order.id == bindparam("order_id"))
 
 
 def _order_to_book(order_id: int) -> Order:
@@ -137,8 +139,13 @@ def _order_to_book(order_id: int) -> Order:
     )
 
 
-def _learner_enrollments(order_id: int) -> list[Row]:
-    return list(db.session.execute(_LEARNER_ENROLLMENTS, {"order_id": order_id}))
+def _learner_enrollments(order_id: int) -> tuple[list[Row], str | None]:
+    """The learner's enrollments in the courses the order sells (a renewal line is for a
+    course the learner holds: not a second sale of it), and why a renewal of the order
+    can no longer extend anything, or None."""
+    holdings = list(db.session.execute(_LINE_HOLDINGS, {"order_id": order_id}))
+    purchased = [row for row in holdings if row.line_kind == "purchase" and row.course_id is not None]
+    return purchased, lapsed_renewal(holdings)
 
 
 def _owned_elsewhere(order_id: int, enrollments: list[Row]) -> bool:
@@ -196,6 +203,7 @@ def _fulfil(
     else:
         post_sale(order, channel, attempt_id, fee_fen)
         grant_enrollments(order, enrollments)
+        extend_for_order(order, order.paid_at or now())
     followups.order_paid(order.id)
 
 
@@ -203,23 +211,27 @@ def grant_enrollments(order: Order, enrollments: list[Row]) -> None:
     """Enrol the learner in every course of the order: a new enrollment, or one revoked
     (by a refund) given back; one the learner holds already is left as it is.
     ``enrollments`` are the learner's in these courses (`_learner_enrollments`)."""
-    course_ids = [line.course_id for line in order.lines]
+    purchases = [line for line in order.lines if line.kind == "purchase"]
+    course_ids = [line.course_id for line in purchases]
+    # A time-limited course is open until paid time + its days (snapshotted on the line).
+    moment = order.paid_at or now()
+    ends = {line.course_id: access_end(moment, line.access_days) for line in purchases}
     # Rows, not objects, and no statement per line: this runs in every payment's job.
     revoked_at_by_course = {enrollment.course_id: enrollment.revoked_at for enrollment in enrollments}
     new = [course_id for course_id in course_ids if course_id not in revoked_at_by_course]
     revoked = [course_id for course_id, revoked_at in revoked_at_by_course.items() if revoked_at]
     if new:
-        moment = now()
         db.session.execute(insert(Enrollment), [
             {"user_id": order.user_id, "course_id": course_id, "order_id": order.id,
-             "granted_at": moment}
+             "granted_at": now(), "expires_at": ends[course_id]}
             for course_id in new
         ])
-    if revoked:
+    for course_id in revoked:  # a few at most: given back after a refund
         db.session.execute(
             update(Enrollment)
-            .where(Enrollment.user_id == order.user_id, Enrollment.course_id.in_(revoked))
-            .values(revoked_at=None, order_id=order.id)
+            .where(Enrollment.user_id == order.user_id, Enrollment.course_id == course_id)
+            .values(revoked_at=None, order_id=order.id, expires_at=ends[course_id],
+                    reminded_for_expiry=None)
             .execution_options(synchronize_session="fetch")
         )
     for course_id in new + revoked:

@@ -1,0 +1,1 @@
+"""Access periods and renewal: time-limited enrollments, renewal orders, reminders."""

@@ -1,0 +1,261 @@
+"""Access periods and renewal: a time-limited purchase, the renewal order and its
+refusals, extension from the current end, refund of a renewal, the reminder."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from app.accounts.services import create_user
+from app.catalog.models import Course, Enrollment
+from app.checkout.models import Order, OrderLine
+from app.extensions import db
+from app.jobs import enqueue
+from app.jobs.periodic import remind_ending_access
+from app.payments import refund_workflow
+from app.payments.models import OrphanPayment, Refund
+from app.renewal import ordering
+from app.renewal import services as renewal
+from app.renewal.models import AccessExtension
+from tests.helpers import attempt_of, checkout, login, make_course, make_learner, pay_at_emulator
+
+DAYS = 30
+
+
+def limited_course(app, price_fen: int = 10000, renewal_fen: int | None = 6000) -> int:
+    with app.app_context():
+        course_id = make_course(price_fen, slug="limited")
+        course = db.session.get(Course, course_id)
+        course.access_days, course.renewal_price_fen = DAYS, renewal_fen
+        db.session.commit()
+        make_learner()
+    return course_id
+
+
+def pay(app, order_no: str) -> None:
+    with app.app_context():
+        qr = attempt_of(order_no).qr_code
+    pay_at_emulator(app, qr)
+
+
+def enrollment() -> Enrollment:
+    return db.session.scalar(select(Enrollment).execution_options(populate_existing=True))
+
+
+def renew(client, slug: str = "limited", channel: str = "alipay"):
+    return client.post(f"/courses/{slug}/renew", data={"channel": channel})
+
+
+def renewal_order_no(response) -> str:
+    match = re.search(r"/orders/([A-Z0-9]+)/pay", response.headers["Location"])
+    assert match, response.headers["Location"]
+    return match.group(1)
+
+
+def bought(app, client, clock) -> str:
+    course_id = limited_course(app)
+    login(client)
+    order_no = checkout(client, [course_id])
+    pay(app, order_no)
+    return order_no
+
+
+def test_a_first_purchase_grants_access_for_the_course_days(app, client, clock):
+    bought(app, client, clock)
+    with app.app_context():
+        assert enrollment().expires_at == clock.current + timedelta(days=DAYS)
+    assert client.get("/courses/limited/lessons/1").status_code == 200
+
+
+def test_a_lifetime_course_keeps_lifetime_access_and_cannot_be_renewed(app, client, clock):
+    with app.app_context():
+        course_id = make_course(10000, slug="forever")
+        make_learner()
+    login(client)
+    pay(app, checkout(client, [course_id]))
+    with app.app_context():
+        assert enrollment().expires_at is None
+    refused = renew(client, "forever")
+    assert refused.status_code == 302 and refused.headers["Location"].endswith("/courses/forever")
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Order.id))) == 1
+
+
+def test_renewing_an_active_course_extends_from_the_current_end(app, client, clock):
+    bought(app, client, clock)
+    with app.app_context():
+        old_end = enrollment().expires_at
+    clock.advance(days=DAYS - 6)
+    order_no = renewal_order_no(renew(client))
+    pay(app, order_no)
+    with app.app_context():
+        assert enrollment().expires_at == old_end + timedelta(days=DAYS)
+        line = db.session.scalar(select(OrderLine).join(Order).where(Order.order_no == order_no))
+        assert (line.kind, line.access_days, line.list_price_fen) == ("renewal", DAYS, 6000)
+        assert db.session.scalar(select(func.count(OrphanPayment.id))) == 0
+
+
+def test_an_expired_course_shows_renew_refuses_lessons_and_renewing_restarts_from_payment(app, client, clock):
+    bought(app, client, clock)
+    clock.advance(days=DAYS + 10)
+    my_courses = client.get("/my/courses").text
+    assert "data-renew" in my_courses and "data-study" not in my_courses
+    assert 'data-renew href="/courses/limited/renew"' in client.get("/").text
+    refused = client.get("/courses/limited/lessons/1")
+    assert refused.status_code == 302 and refused.headers["Location"].endswith("/courses/limited/renew")
+    pay(app, renewal_order_no(renew(client)))
+    with app.app_context():
+        assert enrollment().expires_at == clock.current + timedelta(days=DAYS)
+    assert client.get("/courses/limited/lessons/1").status_code == 200
+
+
+def test_renewal_of_a_course_not_owned_is_refused(app, client, clock):
+    limited_course(app)
+    login(client)
+    refused = renew(client)
+    assert refused.status_code == 302 and refused.headers["Location"].endswith("/courses/limited")
+    assert "You do not own this course." in client.get("/courses/limited").text
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Order.id))) == 0
+    assert client.get("/courses/nope/renew").status_code == 404
+
+
+def test_a_duplicate_callback_extends_once(app, client, clock):
+    bought(app, client, clock)
+    with app.app_context():
+        old_end = enrollment().expires_at
+    order_no = renewal_order_no(renew(client))
+    pay(app, order_no)
+    with app.app_context():
+        order_id = db.session.scalar(select(Order.id).where(Order.order_no == order_no))
+        from app.payments.settlement import settle_payment
+        attempt = attempt_of(order_no)
+        outcome = settle_payment(attempt.id, attempt.channel_trade_no or "", attempt.amount_fen, None)
+        db.session.commit()
+        assert outcome.outcome.startswith("duplicate")
+        assert enrollment().expires_at == old_end + timedelta(days=DAYS)
+        assert db.session.scalar(select(func.count(AccessExtension.id))) == 1
+        assert db.session.get(Order, order_id).status == "paid"
+
+
+def test_refund_of_a_renewal_takes_back_its_days_only(app, client, clock):
+    bought(app, client, clock)
+    with app.app_context():
+        old_end = enrollment().expires_at
+    order_no = renewal_order_no(renew(client))
+    pay(app, order_no)
+    assert client.post(f"/orders/{order_no}/refund", data={"reason": "changed my mind"}).status_code == 302
+    with app.app_context():
+        staff_id = create_user("support@example.com", "staff-password", "Sam", role="support")
+        refund_id = db.session.scalar(select(Refund.id))
+        assert refund_workflow.approve_refund(refund_id, staff_id, "ok") == "approved"
+        db.session.commit()
+        enqueue("execute_refund", refund_id)
+        assert db.session.get(Refund, refund_id).status == "succeeded"
+        after = enrollment()
+        assert after.expires_at == old_end and after.revoked_at is None
+    assert client.get("/courses/limited/lessons/1").status_code == 200
+
+
+def test_a_renewal_paid_after_the_course_was_refunded_is_refunded_not_extended(app, client, clock):
+    bought(app, client, clock)
+    order_no = renewal_order_no(renew(client))
+    with app.app_context():
+        enrollment().revoked_at = clock.current  # as a refund of the purchase does
+        db.session.commit()
+    pay(app, order_no)
+    with app.app_context():
+        assert db.session.scalar(select(func.count(AccessExtension.id))) == 0
+        assert db.session.scalar(select(OrphanPayment.resolution)) == "refunded"
+    refused = renew(client)
+    assert refused.headers["Location"].endswith("/courses/limited")
+
+
+def reminder_keys(app) -> list[str]:
+    """The renewal reminders in the e-mail outbox, one key per enrollment and end date."""
+    from app.mail.models import OutboxMessage
+
+    with app.app_context():
+        return list(db.session.scalars(
+            select(OutboxMessage.key).where(OutboxMessage.kind == "access_ending").order_by(OutboxMessage.id)))
+
+
+def test_the_reminder_fires_once_per_end_date_and_again_after_a_renewal(app, client, clock):
+    bought(app, client, clock)
+    with app.app_context():
+        first_end = enrollment().expires_at
+        assert remind_ending_access() == 0
+    clock.advance(days=DAYS - 6)
+    assert "renewal-reminder" in client.get("/my/courses").text
+    assert "renewal-reminder" in client.get("/courses/limited").text
+    with app.app_context():
+        assert remind_ending_access() == 1
+        assert remind_ending_access() == 0
+        assert renewal.remind_access_ending(enrollment().id) is False
+        assert enrollment().reminded_for_expiry == first_end
+        enrollment_id = enrollment().id
+    assert reminder_keys(app) == [f"access-ending:{enrollment_id}:{first_end:%Y%m%d%H%M}"]
+    pay(app, renewal_order_no(renew(client)))
+    clock.advance(days=DAYS)
+    with app.app_context():
+        assert remind_ending_access() == 1
+    second_end = first_end + timedelta(days=DAYS)
+    assert reminder_keys(app) == [f"access-ending:{enrollment_id}:{end:%Y%m%d%H%M}" for end in (first_end, second_end)]
+
+
+def test_someone_elses_renewal_order_is_not_found(app, client, clock):
+    bought(app, client, clock)
+    order_no = renewal_order_no(renew(client))
+    with app.app_context():
+        make_learner("bob@example.com")
+    other = app.test_client()
+    login(other, "bob@example.com")
+    assert other.get(f"/orders/{order_no}/pay").status_code == 404
+    assert renew(other).headers["Location"].endswith("/courses/limited")
+
+
+def test_two_renewals_paid_at_the_same_time_both_extend_each_once(app, client, clock):
+    bought(app, client, clock)
+    with app.app_context():
+        user_id, course_id, old_end = enrollment().user_id, enrollment().course_id, enrollment().expires_at
+        first = ordering.place_renewal(user_id, course_id, "alipay")
+        # The first order's deadline moved back for a moment, so a second one is placed
+        # (as when the first is paid late after closing while a new one waits).
+        order = db.session.get(Order, first.order_id)
+        deadline, order.expires_at = order.expires_at, clock.current
+        db.session.flush()
+        second = ordering.place_renewal(user_id, course_id, "wechat")
+        order.expires_at = deadline
+        db.session.commit()
+        attempts = [(p.new_attempt_id, db.session.get(Order, p.order_id).total_fen) for p in (first, second)]
+    assert first.order_id != second.order_id
+
+    import threading
+
+    from app.payments.settlement import settle_payment
+
+    barrier, outcomes, errors = threading.Barrier(2), [], []
+
+    def pay_one(index: int) -> None:
+        try:
+            with app.app_context():
+                barrier.wait(timeout=30)
+                attempt_id, amount_fen = attempts[index]
+                outcomes.append(settle_payment(attempt_id, f"T{index}", amount_fen, clock.current).outcome)
+                db.session.commit()
+                db.session.remove()
+        except BaseException as error:  # noqa: BLE001 - asserted below
+            errors.append(repr(error))
+
+    threads = [threading.Thread(target=pay_one, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == [] and sorted(outcomes) == ["paid", "paid"]
+    with app.app_context():
+        assert enrollment().expires_at == old_end + timedelta(days=2 * DAYS)
+        periods = sorted((e.from_at, e.to_at) for e in db.session.scalars(select(AccessExtension)))
+        assert periods == [(old_end, old_end + timedelta(days=DAYS)),
+                           (old_end + timedelta(days=DAYS), old_end + timedelta(days=2 * DAYS))]
