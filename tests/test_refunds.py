@@ -68,6 +68,19 @@ def approve_and_run(refund_id: int, staff_id: int) -> None:
     enqueue("execute_refund", refund_id)
 
 
+def refused_refund(order_no: str, channel_error: str = "ACQ.SELLER_BALANCE_NOT_ENOUGH") -> tuple[int, int]:
+    """The learner's refund of the whole order, approved by support, as the channel's
+    refusal leaves it: started, then failed; committed. Returns (refund id, support's id)."""
+    order = order_of(order_no)
+    support = staff("support", "support@example.com")
+    refund_id = refund_workflow.request_refund(order.id, order.user_id, None, "broken")
+    refund_workflow.approve_refund(refund_id, support, "ok")
+    assert compare_and_set(Refund, refund_id, "refund", "approved", "start")
+    assert fail_refund(refund_id, channel_error)
+    db.session.commit()
+    return refund_id, support
+
+
 @pytest.mark.parametrize("channel", ["alipay", "wechat"])
 def test_a_full_refund_returns_the_money_revokes_access_and_zeroes_the_ledger(app, client, channel):
     order_no = paid_order(app, client, [10000, 4990], channel=channel, coupon=None)
@@ -299,15 +312,7 @@ def test_a_refund_the_channel_could_not_take_is_sent_again_under_the_same_number
 def test_a_retry_by_staff_sends_a_failed_refund_again(app, client):
     order_no = paid_order(app, client, [10000])
     with app.app_context():
-        order = order_of(order_no)
-        support = staff("support", "support@example.com")
-        refund_id = refund_workflow.request_refund(order.id, order.user_id, None, "broken")
-        db.session.commit()
-        refund_workflow.approve_refund(refund_id, support, "ok")
-        # As a refusal by the channel leaves it: started, then failed.
-        assert compare_and_set(Refund, refund_id, "refund", "approved", "start")
-        assert fail_refund(refund_id, "ACQ.SELLER_BALANCE_NOT_ENOUGH: 卖家余额不足")
-        db.session.commit()
+        refund_id, support = refused_refund(order_no, "ACQ.SELLER_BALANCE_NOT_ENOUGH: 卖家余额不足")
         refund_workflow.retry_refund(refund_id, support, "the channel is back")
         db.session.commit()
         from app.jobs import enqueue
@@ -359,13 +364,7 @@ def test_a_failed_refund_is_not_sent_again_without_a_staff_decision(app, client)
 
     order_no = paid_order(app, client, [10000])
     with app.app_context():
-        order = order_of(order_no)
-        support = staff("support", "support@example.com")
-        refund_id = refund_workflow.request_refund(order.id, order.user_id, None, "broken")
-        refund_workflow.approve_refund(refund_id, support, "ok")
-        assert compare_and_set(Refund, refund_id, "refund", "approved", "start")
-        assert fail_refund(refund_id, "ACQ.SELLER_BALANCE_NOT_ENOUGH")
-        db.session.commit()
+        refund_id, _ = refused_refund(order_no)
         enqueue("execute_refund", refund_id)  # a stray job: a requeue, a late callback
         refund = db.session.get(Refund, refund_id)
         assert (refund.status, refund.tries) == ("failed", 0)

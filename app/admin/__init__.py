@@ -20,7 +20,7 @@ from app.admin.invoice_views import InvoiceView
 from app.admin.jobs_view import FailedJobsView
 from app.admin.mail_views import OutboxView
 from app.admin.money_views import (AttemptView, AuditView, ChannelHealthView, InboxView, OrderView,
-                                   OrphanView, RejectedView)
+                                   OrphanView, ReceiptView, RejectedView)
 from app.admin.payout_views import PayoutView
 from app.admin.platform_event_views import PlatformDeliveryView, PlatformEndpointView
 from app.admin.reconciliation_views import ReconciliationView
@@ -36,6 +36,7 @@ from app.mail.models import OutboxMessage
 from app.payments.models import (InboxNotification, OrphanPayment, PaymentAttempt, Refund,
                                  RejectedNotification)
 from app.platform_events.models import PlatformDelivery, PlatformEndpoint
+from app.receipts.models import Receipt
 
 MONEY = "Money"
 CATALOG = "Catalog"
@@ -57,6 +58,7 @@ def init_admin(app: Flask) -> Admin:
                      category=MONEY),
         ReconciliationView(name="Reconciliation", endpoint="reconciliation", category=MONEY),
         InvoiceView(InvoiceRequest, db, name="Invoices", endpoint="invoice", category=MONEY),
+        ReceiptView(Receipt, db, name="Receipts", endpoint="receipt", category=MONEY),
         CouponView(Coupon, db, name="Coupons", endpoint="coupon", category=CATALOG),
         # Courses and instructors with their earnings pages (co-authors; balances, adjustments).
         CourseWithAuthorsView(Course, db, name="Courses", endpoint="course", category=CATALOG),

@@ -1,9 +1,10 @@
-"""Read-only views of money rows, and the one change staff may make among them:
-replaying a stored notification (a form that calls the payments service)."""
+"""Read-only views of money rows (receipts among them), and the one change staff may
+make among them: replaying a stored notification (a form that calls the payments
+service)."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
 from flask import abort, flash, redirect, url_for
 from flask_admin import expose
@@ -26,6 +27,8 @@ from app.payments.health import health_report
 from app.payments.models import InboxNotification
 from app.payments.registry import enabled_channels
 from app.payments.services import replay_notification
+from app.receipts.models import Receipt
+from app.receipts.services import RECEIPT_NO_RE
 
 
 _WHOLE_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -47,6 +50,30 @@ def order_search_condition(term: str) -> ColumnElement[bool]:
     if _PART_OF_ORDER_NO.fullmatch(upper):
         condition = or_(Order.order_no.ilike(like), condition)
     return condition
+
+
+def receipt_search_condition(term: str) -> ColumnElement[bool]:
+    """What one search word matches: a whole receipt number or a whole order number is
+    looked up by its unique index; anything else is a substring of either, which scans."""
+    upper = term.upper()
+    if RECEIPT_NO_RE.fullmatch(upper):
+        return Receipt.receipt_no == upper
+    if ORDER_NO_RE.fullmatch(upper):
+        return Receipt.order_id.in_(select(Order.id).where(Order.order_no == upper))
+    like = tools.parse_like_term(term)
+    return or_(Receipt.receipt_no.ilike(like),
+               Receipt.order_id.in_(select(Order.id).where(Order.order_no.ilike(like))))
+
+
+def each_word_matches(condition_of: Callable[[str], ColumnElement[bool]], query: Any, count_query: Any,
+                      joins: Any, count_joins: Any, search: str) -> tuple[Any, Any, Any, Any]:
+    """Flask-Admin's ``_apply_search`` with our own condition for each word of the search."""
+    for term in search.split():
+        condition = condition_of(term)
+        query = query.filter(condition)
+        if count_query is not None:
+            count_query = count_query.filter(condition)
+    return query, count_query, joins, count_joins
 
 
 class OrderView(CustomDetailsMixin, ReadOnlyModelView):
@@ -75,12 +102,7 @@ class OrderView(CustomDetailsMixin, ReadOnlyModelView):
                       search: str) -> tuple[Any, Any, Any, Any]:
         """Each word must match the order number or the learner's e-mail (see
         `order_search_condition`)."""
-        for term in search.split():
-            condition = order_search_condition(term)
-            query = query.filter(condition)
-            if count_query is not None:
-                count_query = count_query.filter(condition)
-        return query, count_query, joins, count_joins
+        return each_word_matches(order_search_condition, query, count_query, joins, count_joins, search)
 
     @expose("/<int:row_id>/")
     def detail(self, row_id: int) -> str:
@@ -100,6 +122,27 @@ class AttemptView(ReadOnlyModelView):
     column_filters = ("channel", "status", "created_at")
     column_default_sort = ("id", True)
     column_details_exclude_list = ("qr_code",)
+
+
+class ReceiptView(ReadOnlyModelView):
+    """Receipts as signed; the table is append-only (database triggers refuse an update
+    or a delete), so there is nothing here to change."""
+
+    column_list = ("receipt_no", "kind", "order_id", "amount_fen", "issued_at", "key_id")
+    column_labels = {"receipt_no": "Receipt no", "order_id": "Order", "amount_fen": "Amount", "key_id": "Key"}
+    column_formatters = formatters(money=("amount_fen",), times=("issued_at",), orders=("order_id",))
+    column_searchable_list = ("receipt_no",)
+    column_filters = ("kind", "key_id", BeijingDayFilter(Receipt.issued_at, "Issued"), "issued_at")
+    column_default_sort = ("id", True)
+
+    def search_placeholder(self) -> str:
+        return "Receipt number or order number"
+
+    def _apply_search(self, query: Any, count_query: Any, joins: Any, count_joins: Any,
+                      search: str) -> tuple[Any, Any, Any, Any]:
+        """Each word must match the receipt number or the order number (see
+        `receipt_search_condition`)."""
+        return each_word_matches(receipt_search_condition, query, count_query, joins, count_joins, search)
 
 
 class InboxView(CustomDetailsMixin, ReadOnlyModelView):

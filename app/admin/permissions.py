@@ -40,6 +40,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "reconciliation": STAFF,
     # Invoice requests carry learners' tax ids: support reads them, finance decides.
     "invoice": STAFF,
+    # Receipts say what the learner was told of each payment and refund: whoever sees
+    # the orders sees them too.
+    "receipt": STAFF,
     # Who was mailed what, and why a message failed: support answers learners about it.
     "outbox": SUPPORT_AND_ADMIN,
     # Platform events: endpoints hold signing secrets (admins); the delivery log is

@@ -4,6 +4,8 @@ and resend a delivered or failed delivery). Every change calls a service and is 
 """
 from __future__ import annotations
 
+from typing import Callable, TypeVar
+
 from flask import abort, current_app, flash, redirect, url_for
 from flask_admin import expose
 from flask_login import current_user
@@ -16,17 +18,41 @@ from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.admin.base import CustomDetailsMixin, ReadOnlyModelView
+from app.admin.earnings_views import run_service
 from app.admin.formatting import formatters
 from app.admin.forms import ReasonForm
+from app.errors import ServiceError
 from app.extensions import db
 from app.jobs import enqueue
 from app.platform_events import endpoints
 from app.platform_events.endpoints import EndpointError
 from app.platform_events.models import (EVENT_TYPES, PlatformDelivery, PlatformDeliveryAttempt,
                                         PlatformEndpoint)
-from app.platform_events.services import DeliveryError, resend_delivery
+from app.platform_events.services import resend_delivery
 
 RECENT_DELIVERIES = 20
+
+T = TypeVar("T")
+
+
+def with_reason(call: Callable[[str], T], back: Response, no_reason: str = "Please give a reason.") -> T | Response:
+    """Call the service with the reason the staff member typed, and commit. Without a
+    reason, nothing is called; on a refusal, the session rolls back. Either way the
+    answer is ``back`` with the message flashed, or 404 for a row that is not there."""
+    form = ReasonForm()
+    if not form.validate_on_submit():
+        flash(no_reason, "error")
+        return back
+    try:
+        result = call(form.reason.data)
+    except ServiceError as error:
+        db.session.rollback()
+        if error.code == "not_found":
+            abort(404)
+        flash(error.message, "error")
+        return back
+    db.session.commit()
+    return result
 
 
 class EndpointForm(FlaskForm):
@@ -94,15 +120,8 @@ class PlatformEndpointView(CustomDetailsMixin, ReadOnlyModelView):
         if not form.validate_on_submit():
             flash("Please give a reason.", "error")
             return back
-        try:
-            endpoints.set_enabled(row_id, enabled, current_user.id, form.reason.data)
-        except EndpointError as error:
-            db.session.rollback()
-            flash(error.message, "error")
-            return back
-        db.session.commit()
-        flash("Enabled." if enabled else "Disabled: new events are not sent to it.", "success")
-        return back
+        return run_service(lambda: endpoints.set_enabled(row_id, enabled, current_user.id, form.reason.data),
+                           "Enabled." if enabled else "Disabled: new events are not sent to it.", back)
 
     @expose("/<int:row_id>/rotate", methods=("POST",))
     def rotate(self, row_id: int) -> Response | str:
@@ -112,20 +131,11 @@ class PlatformEndpointView(CustomDetailsMixin, ReadOnlyModelView):
     def reveal(self, row_id: int) -> Response | str:
         return self._secret(row_id, endpoints.reveal_secret, "Current secret")
 
-    def _secret(self, row_id: int, service, heading: str) -> Response | str:  # noqa: ANN001
-        form = ReasonForm()
-        if not form.validate_on_submit():
-            flash("Please give a reason.", "error")
-            return redirect(url_for(".detail", row_id=row_id))
-        try:
-            secret = service(row_id, current_user.id, form.reason.data)
-        except EndpointError as error:
-            db.session.rollback()
-            if error.code == "not_found":
-                abort(404)
-            flash(error.message, "error")
-            return redirect(url_for(".detail", row_id=row_id))
-        db.session.commit()
+    def _secret(self, row_id: int, service: Callable[[int, int, str], str], heading: str) -> Response | str:
+        secret = with_reason(lambda reason: service(row_id, current_user.id, reason),
+                             redirect(url_for(".detail", row_id=row_id)))
+        if isinstance(secret, Response):
+            return secret
         return self.render("admin/platform_endpoint_secret.html", endpoint_id=row_id, secret=secret,
                            heading=heading)
 
@@ -157,20 +167,10 @@ class PlatformDeliveryView(CustomDetailsMixin, ReadOnlyModelView):
 
     @expose("/<int:row_id>/resend", methods=("POST",))
     def resend(self, row_id: int) -> Response:
-        back = redirect(url_for(".detail", row_id=row_id))
-        form = ReasonForm()
-        if not form.validate_on_submit():
-            flash("Please give a reason for the resend.", "error")
-            return back
-        try:
-            resent_id = resend_delivery(row_id, current_user.id, form.reason.data)
-        except DeliveryError as error:
-            db.session.rollback()
-            if error.code == "not_found":
-                abort(404)
-            flash(error.message, "error")
-            return back
-        db.session.commit()
+        resent_id = with_reason(lambda reason: resend_delivery(row_id, current_user.id, reason),
+                                redirect(url_for(".detail", row_id=row_id)), "Please give a reason for the resend.")
+        if isinstance(resent_id, Response):
+            return resent_id
         enqueue("deliver_event", resent_id)
         flash(f"Resent as delivery #{resent_id}.", "success")
         return redirect(url_for(".detail", row_id=resent_id))

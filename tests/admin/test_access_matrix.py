@@ -29,6 +29,7 @@ from app.payments.models import InboxNotification, PaymentAttempt
 from app.payments.refund_workflow import SECOND_APPROVERS
 from app.platform_events.endpoints import create_endpoint
 from app.platform_events.models import PlatformDelivery, PlatformEvent
+from app.receipts.models import Receipt
 from app.reconciliation.matching import PAYMENT, DiscrepancyKind, Finding
 from app.reconciliation.services import record_run
 from app.timeutil import now
@@ -100,6 +101,7 @@ def row_ids(app: Flask, paid_order: PaidOrder, staff: dict[str, int]) -> dict[st
             "statement": statement_id,
             "reconciliation": discrepancy_id,
             "invoice": invoice_id,
+            "receipt": db.session.scalar(select(Receipt.id).where(Receipt.order_id == paid_order.order_id)),
             "platform_endpoint": endpoint_id,
             "platform_delivery": delivery.id,
         }
@@ -193,7 +195,8 @@ def test_the_anonymous_are_sent_to_log_in_and_come_back(app: Flask, client: Flas
     assert response.headers["Location"] == "/login?next=/admin/refund/?page%3D1"
 
 
-MONEY_VIEWS = ["order", "attempt", "inbox", "refund", "orphan", "rejected", "audit", "statement", "invoice"]
+MONEY_VIEWS = ["order", "attempt", "inbox", "refund", "orphan", "rejected", "audit", "statement", "invoice",
+               "receipt"]
 
 
 @pytest.mark.parametrize("endpoint", MONEY_VIEWS)

@@ -14,6 +14,7 @@ from urllib.parse import urljoin
 import pytest
 import requests
 
+from tests.e2e.staff import log_in
 from tests.e2e.test_live_purchase import (
     TIMEOUT,
     buy_two_courses,
@@ -22,7 +23,7 @@ from tests.e2e.test_live_purchase import (
     post_form,
     wait_until_paid,
 )
-from tests.e2e.test_live_refund import log_in, order_status
+from tests.e2e.test_live_refund import order_status
 from tests.e2e.test_live_wechat import database_rows
 
 if TYPE_CHECKING:

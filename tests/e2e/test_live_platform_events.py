@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Callable
 import pytest
 import requests
 
+from tests.e2e.staff import log_in
 from tests.e2e.test_live_purchase import TIMEOUT, buy_two_courses, element_text, pay_with_phone, post_form, \
     wait_until_paid
-from tests.e2e.test_live_refund import log_in, order_status
+from tests.e2e.test_live_refund import order_status
 from tests.e2e.test_live_wechat import database_rows
 from tests.platform_receiver import Receiver, running_receiver
 

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from tests.alipay_oracle import notification_fields, signed_body
+from tests.e2e.staff import log_in
 from tests.e2e.test_live_purchase import (
     TIMEOUT,
     buy_two_courses,
@@ -28,7 +29,7 @@ from tests.e2e.test_live_purchase import (
     post_form,
     wait_until_paid,
 )
-from tests.e2e.test_live_refund import SUPPORT_EMAIL, SUPPORT_PASSWORD, log_in, order_status
+from tests.e2e.test_live_refund import SUPPORT_EMAIL, SUPPORT_PASSWORD, order_status
 from tests.e2e.test_live_wechat import database_rows
 
 if TYPE_CHECKING:

@@ -7,16 +7,15 @@ from __future__ import annotations
 import re
 import time
 from typing import TYPE_CHECKING
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
-import pyotp
 import pytest
 import requests
 
+from tests.e2e.staff import log_in
 from tests.e2e.test_live_purchase import (
     TIMEOUT,
     buy_two_courses,
-    element_text,
     pay_with_phone,
     post_form,
     wait_until_paid,
@@ -29,19 +28,6 @@ if TYPE_CHECKING:
 SUPPORT_EMAIL = "support-e2e@example.com"
 SUPPORT_PASSWORD = "support-password-123"
 REFUNDED_WITHIN_SECONDS = 20.0
-
-
-def log_in(site: LiveSite, session: requests.Session, email: str, password: str) -> None:
-    """The password, then the second factor: a staff member made with `flask users create`
-    sets it up on the first login, scanning the page's secret into an authenticator."""
-    page = session.get(site.url("/login"), timeout=TIMEOUT)
-    answer = post_form(session, page, "/login", email=email, password=password)
-    assert answer.status_code == 302, answer.text
-    setup = session.get(urljoin(page.url, answer.headers["Location"]), timeout=TIMEOUT)
-    assert urlsplit(setup.url).path == "/second-factor/setup", setup.url
-    secret = element_text(setup, "totp-secret").replace(" ", "")
-    done = post_form(session, setup, "/second-factor/setup", code=pyotp.TOTP(secret).now())
-    assert done.status_code == 200 and 'id="recovery-codes"' in done.text, done.text
 
 
 def order_status(site: LiveSite, browser: requests.Session, order_no: str) -> str:
