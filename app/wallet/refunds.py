@@ -5,6 +5,11 @@ The split is cumulative: the parts refunded so far are those of everything refun
 far, rounded half up once, so however an order is refunded in pieces, refunding all of
 it returns exactly what the channel, the paid balance and the bonus put in, and no piece
 is ever negative (each rounding grows with the amount refunded).
+
+Why not `allocate()` (largest remainder), which DESIGN.md §6 names for refunds: applied
+to the running total it is not monotone (the Alabama paradox: one fen more in all can
+give one source a fen less), so a later piece could owe a source a negative amount. Two
+nested two-way splits, each rounded half up once, only ever grow.
 """
 from __future__ import annotations
 
