@@ -10,6 +10,8 @@ import traceback
 from datetime import timedelta
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from app.catalog.models import Enrollment
@@ -70,6 +72,25 @@ def test_refunding_an_order_in_any_pieces_returns_exactly_each_source():
         assert all(now >= before for now, before in zip(parts, seen))  # no piece is negative
         seen = parts
     assert seen == (5001, 3333, 1667)
+
+
+@settings(max_examples=300, deadline=None)
+@given(channel=st.integers(0, 10**7), paid=st.integers(0, 10**7), bonus=st.integers(0, 10**7),
+       cuts=st.lists(st.integers(0, 3 * 10**7), max_size=12))
+def test_any_order_refunded_in_any_pieces_gives_each_source_a_growing_share_ending_exact(channel, paid, bonus, cuts):
+    """The same, for any mix of sources and any pieces: each step's part of each source is
+    never negative, and the whole refund returns exactly what each put in."""
+    total = channel + paid + bonus
+    assume(total > 0)
+    order = Order(total_fen=total, wallet_paid_fen=paid, wallet_bonus_fen=bonus)
+    ends = sorted({cut % (total + 1) for cut in cuts} | {total})  # where the pieces end
+    seen = (0, 0, 0)
+    for refunded in ends:
+        parts = cumulative_parts(order, refunded)
+        assert sum(parts) == refunded
+        assert all(now >= before for now, before in zip(parts, seen))
+        seen = parts
+    assert seen == (channel, paid, bonus)
 
 
 # --- through the site -----------------------------------------------------------------------
