@@ -314,6 +314,12 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None) ->
         "WTF_CSRF_TIME_LIMIT": None,
         **_mail(env, instance, production),
     }
+    if config["WALLET_MIN_TOPUP_FEN"] > config["WALLET_MAX_TOPUP_FEN"]:
+        raise ConfigError("WALLET_MIN_TOPUP_FEN must not be above WALLET_MAX_TOPUP_FEN")
+    for threshold_fen, bonus_fen in config["WALLET_BONUS_TIERS"]:
+        # A bonus at or above what was paid is a typo, and one that gives money away.
+        if bonus_fen >= threshold_fen:
+            raise ConfigError(f"WALLET_BONUS_TIERS: the bonus {bonus_fen} must be below its top-up {threshold_fen}")
     if config["RECONCILE_AFTER_HOUR"] > 23:
         raise ConfigError("RECONCILE_AFTER_HOUR is an hour of the day, 0 to 23")
     if config["RECONCILE_MIDNIGHT_BUFFER_SECONDS"] >= 12 * 3600:

@@ -184,6 +184,21 @@ def test_qr_codes_are_limited_per_learner_across_checkout_switch_retry_and_the_a
     assert checkout(other, [first])
 
 
+@pytest.mark.app_config(RATELIMIT_QR_PER_USER="1 per minute")
+def test_top_ups_share_the_qr_code_budget(app, client):
+    with app.app_context():
+        make_learner("ann@example.com")
+        db.session.commit()
+    login(client, "ann@example.com")
+    assert client.post("/wallet/topup", data={"amount": "100", "channel": "alipay"}).status_code == 302
+    with app.app_context():
+        made = attempts()
+    assert_limited(client.post("/wallet/topup", data={"amount": "200", "channel": "alipay"}),
+                   "Too many payment QR codes requested.")
+    with app.app_context():
+        assert attempts() == made
+
+
 @pytest.mark.app_config(RATELIMIT_API_PER_TOKEN="3 per minute")
 def test_the_api_is_limited_per_token(app, client):
     with app.app_context():

@@ -3,10 +3,12 @@ refusals, extension from the current end, refund of a renewal, the reminder."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, update
 
+from app.accounts.models import User
 from app.accounts.services import create_user
 from app.catalog.models import Course, Enrollment
 from app.checkout.models import Order, OrderLine
@@ -19,8 +21,10 @@ from app.renewal import ordering
 from app.renewal import services as renewal
 from app.renewal.models import AccessExtension
 from tests.helpers import attempt_of, checkout, login, make_course, make_learner, pay_at_emulator
+from tests.test_refunds import approve_and_run, staff
 
 DAYS = 30
+BEFORE_RENEWAL = "c2d7e5a91b38"
 
 
 def limited_course(app, price_fen: int = 10000, renewal_fen: int | None = 6000) -> int:
@@ -259,3 +263,124 @@ def test_two_renewals_paid_at_the_same_time_both_extend_each_once(app, client, c
         periods = sorted((e.from_at, e.to_at) for e in db.session.scalars(select(AccessExtension)))
         assert periods == [(old_end, old_end + timedelta(days=DAYS)),
                            (old_end + timedelta(days=DAYS), old_end + timedelta(days=2 * DAYS))]
+
+
+def test_the_migration_refuses_a_downgrade_that_would_make_limited_access_lifetime(keys_dir, tmp_path,
+                                                                                  empty_database_url):
+    from app import create_app
+    from tests.conftest import base_config
+
+    migrated = create_app(base_config(empty_database_url, keys_dir, tmp_path))
+    runner = migrated.test_cli_runner()
+    assert runner.invoke(args=["db", "upgrade"]).exit_code == 0
+    with migrated.app_context():
+        course_id = make_course(slug="limited")
+        learner_id = make_learner("ann@example.com")
+        enrollment = Enrollment(user_id=learner_id, course_id=course_id, expires_at=datetime(2027, 1, 1))
+        db.session.add(enrollment)
+        db.session.commit()
+        enrollment_id = enrollment.id
+        db.engine.dispose()
+    refused = runner.invoke(args=["db", "downgrade", BEFORE_RENEWAL])
+    assert refused.exit_code != 0 and "enrollments end" in refused.output
+    with migrated.app_context():
+        assert db.session.get(Enrollment, enrollment_id).expires_at is not None  # nothing changed
+        db.session.execute(update(Enrollment).values(expires_at=None))
+        db.session.commit()
+        db.engine.dispose()
+    assert runner.invoke(args=["db", "downgrade", BEFORE_RENEWAL]).exit_code == 0
+    assert runner.invoke(args=["db", "upgrade"]).exit_code == 0
+    with migrated.app_context():
+        db.engine.dispose()
+
+
+def refund_whole(app, client, order_no: str) -> str:
+    """The learner asks for the order back; support approves and it runs. Its outcome:
+    the refund's status, or the page that refused the request."""
+    response = client.post(f"/orders/{order_no}/refund", data={"reason": "no longer needed"})
+    with app.app_context():
+        refund_id = db.session.scalar(select(Refund.id).join(Order, Order.id == Refund.order_id)
+                                      .where(Order.order_no == order_no, Refund.status == "requested"))
+        if refund_id is None:
+            return response.text
+        support = db.session.scalar(select(User.id).where(User.email == "support@example.com"))
+        approve_and_run(refund_id, support or staff("support", "support@example.com"))
+        return db.session.get(Refund, refund_id).status
+
+
+def test_a_renewed_purchase_is_refunded_only_after_its_renewal(app, client, clock):
+    purchase_no = bought(app, client, clock)
+    renewal_no = renewal_order_no(renew(client))
+    pay(app, renewal_no)
+    refused = refund_whole(app, client, purchase_no)
+    assert "has been renewed: refunding it would end the renewed days too" in refused
+    with app.app_context():
+        assert enrollment().revoked_at is None and db.session.scalar(select(func.count(Refund.id))) == 0
+    assert refund_whole(app, client, renewal_no) == "succeeded"
+    assert refund_whole(app, client, purchase_no) == "succeeded"
+    with app.app_context():
+        assert enrollment().revoked_at is not None
+
+
+def test_a_course_bought_again_keeps_its_days_when_an_old_renewal_is_refunded(app, client, clock):
+    """A refund that revoked the course while a renewal of it stood (one racing the
+    renewal's payment, say), then a new purchase: the old renewal's days belonged to the
+    old holding, and refunding it takes nothing off the new one."""
+    purchase_no = bought(app, client, clock)
+    renewal_no = renewal_order_no(renew(client))
+    pay(app, renewal_no)
+    with app.app_context():
+        enrollment().revoked_at = clock.current
+        db.session.commit()
+        course_id = db.session.scalar(select(Course.id))
+    clock.advance(days=1)
+    pay(app, checkout(client, [course_id]))
+    with app.app_context():
+        fresh_end = enrollment().expires_at
+        assert fresh_end == clock.current + timedelta(days=DAYS)
+    assert refund_whole(app, client, renewal_no) == "succeeded"
+    with app.app_context():
+        assert enrollment().expires_at == fresh_end
+    assert purchase_no
+
+
+def test_a_course_bought_for_life_is_not_renewed_when_the_course_is_limited_later(app, client, clock):
+    with app.app_context():
+        course_id = make_course(10000, slug="limited")
+        make_learner()
+    login(client)
+    pay(app, checkout(client, [course_id]))
+    with app.app_context():
+        db.session.get(Course, course_id).access_days = DAYS
+        db.session.commit()
+    refused = renew(client)
+    assert refused.status_code == 302 and refused.headers["Location"].endswith("/courses/limited")
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Order.id))) == 1
+
+
+def test_a_renewal_paid_after_access_became_lifetime_is_given_back(app, client, clock):
+    """Placed while the learner's access was limited, paid once it was for life (staff
+    changed the enrollment meanwhile): nothing to extend, so the money goes back."""
+    bought(app, client, clock)
+    order_no = renewal_order_no(renew(client))
+    with app.app_context():
+        enrollment().expires_at = None
+        db.session.commit()
+    pay(app, order_no)
+    with app.app_context():
+        assert db.session.scalar(select(func.count(AccessExtension.id))) == 0
+        assert db.session.scalar(select(OrphanPayment.resolution)) == "refunded"
+        assert db.session.scalar(select(Order.status).where(Order.order_no == order_no)) != "paid"
+
+
+def test_buying_an_expired_course_again_points_to_renewal(app, client, clock):
+    course_id = limited_course(app)
+    login(client)
+    pay(app, checkout(client, [course_id]))
+    clock.advance(days=DAYS + 1)
+    with app.app_context():
+        from app.checkout.services import CheckoutError, OrderRequest, place_order
+
+        with pytest.raises(CheckoutError, match="renew it from the course page"):
+            place_order(OrderRequest(enrollment().user_id, (course_id,), None, "alipay"))

@@ -56,9 +56,11 @@ def test_bonus_tiers_are_configuration_and_nonsense_is_refused(tmp_path):
     config = load_config(str(tmp_path), {"WALLET_BONUS_TIERS": "100000:8000, 50000:2000"})
     assert config["WALLET_BONUS_TIERS"] == ((50000, 2000), (100000, 8000))
     assert load_config(str(tmp_path), {"WALLET_BONUS_TIERS": ""})["WALLET_BONUS_TIERS"] == ()
-    for bad in ("500:20:1", "¥500:20", "-5:1", "five:1"):
+    for bad in ("500:20:1", "¥500:20", "-5:1", "five:1", "100:1000", "5000:5000"):
         with pytest.raises(ConfigError):
             load_config(str(tmp_path), {"WALLET_BONUS_TIERS": bad})
+    with pytest.raises(ConfigError, match="WALLET_MIN_TOPUP_FEN"):
+        load_config(str(tmp_path), {"WALLET_MIN_TOPUP_FEN": "20000", "WALLET_MAX_TOPUP_FEN": "10000"})
 
 
 def test_refunding_an_order_in_any_pieces_returns_exactly_each_source():
@@ -374,20 +376,9 @@ def test_the_checkout_page_offers_the_balance_only_to_a_learner_who_has_one(app,
     assert 'name="use_balance"' in page and "¥10.00" in page
 
 
-def test_racing_spends_of_one_balance_never_overdraw_it(app):
-    """Two checkouts of one learner, each for a course the balance covers alone, released
-    together: exactly one is paid from the balance, the other is refused."""
-    with app.app_context():
-        courses = [make_course(8000, slug=f"race{index}") for index in range(2)]
-        user_id = make_learner()
-        db.session.add(Order(order_no="CC00000000000000000001", user_id=user_id, kind="topup", status="paid",
-                             subtotal_fen=10000, discount_fen=0, tax_fen=0, total_fen=10000,
-                             expires_at=app.config["CLOCK"]() + timedelta(minutes=15)))
-        db.session.flush()
-        from app.ledger.services import post_entry
-        post_entry("topup", "test:seed", [(accounts.channel("alipay"), 10000),
-                                          (accounts.learner_wallet(user_id), -10000)])
-        db.session.commit()
+def race_two_balance_checkouts(app, course_ids: list[int], user_id: int) -> list[str]:
+    """Two checkouts of one learner paying from the balance alone, released together;
+    each one's outcome: "paid" or the refusal's code."""
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
     errors: list[str] = []
@@ -406,13 +397,32 @@ def test_racing_spends_of_one_balance_never_overdraw_it(app):
         except BaseException:  # noqa: BLE001 - reported by the assert below
             errors.append(traceback.format_exc())
 
-    threads = [threading.Thread(target=spend, args=(course_id,)) for course_id in courses]
+    threads = [threading.Thread(target=spend, args=(course_id,)) for course_id in course_ids]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
     assert errors == []
-    assert sorted(outcomes) == ["balance_too_low", "paid"]
+    return sorted(outcomes)
+
+
+def learner_with_balance(app, fen: int) -> int:
+    with app.app_context():
+        user_id = make_learner()
+        from app.ledger.services import post_entry
+        post_entry("topup", "test:seed", [(accounts.channel("alipay"), fen),
+                                          (accounts.learner_wallet(user_id), -fen)])
+        db.session.commit()
+    return user_id
+
+
+def test_racing_spends_of_one_balance_never_overdraw_it(app):
+    """Each for a course the balance covers alone: exactly one is paid from the balance,
+    the other is refused."""
+    with app.app_context():
+        courses = [make_course(8000, slug=f"race{index}") for index in range(2)]
+    user_id = learner_with_balance(app, 10000)
+    assert race_two_balance_checkouts(app, courses, user_id) == ["balance_too_low", "paid"]
     with app.app_context():
         assert wallet_balance(user_id).paid_fen == 2000
         paid_courses = select(func.count(Order.id)).where(Order.status == "paid", Order.kind == "course")
@@ -420,6 +430,18 @@ def test_racing_spends_of_one_balance_never_overdraw_it(app):
         assert db.session.scalar(select(func.count(JournalEntry.id)).where(JournalEntry.kind == "wallet_payment")) == 1
         assert db.session.scalar(select(func.min(Posting.amount_fen)).where(
             Posting.account == accounts.learner_wallet(user_id))) == -10000
+
+
+def test_two_tabs_buying_one_course_from_the_balance_pay_for_it_once(app):
+    """The balance covers both: the one that waited for the other finds the course owned
+    (checked under the learner's lock, not before it) and spends nothing."""
+    with app.app_context():
+        course_id = make_course(8000, slug="twice")
+    user_id = learner_with_balance(app, 20000)
+    assert race_two_balance_checkouts(app, [course_id, course_id], user_id) == ["course_owned", "paid"]
+    with app.app_context():
+        assert wallet_balance(user_id).paid_fen == 12000
+        assert db.session.scalar(select(func.count(Order.id)).where(Order.kind == "course")) == 1
 
 
 # --- the migration --------------------------------------------------------------------------
@@ -465,3 +487,19 @@ def test_the_migration_keeps_existing_orders_and_refuses_to_drop_balance_money(k
     assert runner.invoke(args=["db", "upgrade"]).exit_code == 0
     with migrated.app_context():
         db.engine.dispose()
+
+
+def test_a_waiting_order_is_not_handed_back_to_a_checkout_that_chose_otherwise_about_the_balance(app):
+    with app.app_context():
+        course_id = make_course(8000, slug="wait")
+    user_id = learner_with_balance(app, 20000)
+    with app.app_context():
+        first = place_order(OrderRequest(user_id, (course_id,), None, "alipay"))
+        db.session.commit()
+        order_no = db.session.get(Order, first).order_no
+        with pytest.raises(CheckoutError, match=f"Order {order_no} for these courses, without your balance"):
+            place_order(OrderRequest(user_id, (course_id,), None, "alipay", use_balance="full"))
+        db.session.rollback()
+        assert place_order(OrderRequest(user_id, (course_id,), None, "wechat")) == first  # as placed: reused
+        assert wallet_balance(user_id).paid_fen == 20000
+        assert db.session.scalar(select(func.count(Order.id)).where(Order.kind == "course")) == 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 
 from app.cart import services as cart_services
-from app.checkout.models import Order
+from app.checkout.models import TOPUP_TITLE, Order
 from app.checkout.services import (
     IdempotencyConflict,
     OrderRequest,
@@ -35,7 +35,7 @@ def _issue_first_qr(order_id: int) -> None:
 def _subject(order: Order) -> str:
     titles = [line.title for line in order.lines]
     if not titles:  # a top-up of the prepaid balance (app/wallet)
-        return "余额充值"
+        return TOPUP_TITLE
     return titles[0] if len(titles) == 1 else f"{titles[0]} 等 {len(titles)} 门课程"
 
 

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 ORDER_STATUSES = ("pending", "paid", "partially_refunded", "refunded", "closed")
 
 
+# What a top-up is called where an order's title goes (the channel's subject, a receipt's
+# one item); in Chinese, as course titles are stored.
+TOPUP_TITLE = "余额充值"
+
 class Order(db.Model):
     __tablename__ = "orders"
     __table_args__ = (

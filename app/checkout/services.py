@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from typing import Sequence
 
 from flask import current_app
-from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload, lazyload, selectinload
@@ -19,13 +18,13 @@ from app.cart.coupons import check_coupon, find_coupon, normalize_code, redeem
 from app.cart.pricing import PricedLine, PriceLine, quote
 from app.cart.services import tax_rate
 from app.catalog.models import Course
-from app.catalog.services import owned_course_ids
+from app.catalog.services import expired_course_ids, owned_course_ids
 from app.checkout.models import Order, OrderLine, channel_due_fen
 from app.earnings.models import OrderLineShare
 from app.earnings.rules import authors_of, rate_for, split_share
 from app.errors import ServiceError
 from app.extensions import db
-from app.i18n import current_language
+from app.i18n import in_reader_language
 from app.payments.models import PaymentAttempt
 from app.payments.registry import enabled_channels, unavailable_reason
 from app.timeutil import beijing, now
@@ -58,12 +57,6 @@ class OrderRequest:
     # The prepaid balance: "none", "full" (it pays everything) or "part" (as much as it
     # holds, the channel the rest); see app/wallet/spending.py.
     use_balance: str = "none"
-
-
-def in_reader_language(zh: str, en: str) -> LazyString:
-    """Text the data holds in both languages (course titles), chosen when the message
-    around it is read, in the reader's language."""
-    return LazyString(lambda: en if current_language() == "en" else zh)
 
 
 def new_order_no() -> str:
@@ -119,6 +112,9 @@ def place(request: OrderRequest) -> PlacedOrder:
     # Serialise one learner's checkouts, so per-user coupon limits hold under races, and
     # two tabs cannot both open an order for the same course.
     db.session.execute(select(User.id).where(User.id == request.user_id).with_for_update())
+    # Under the lock: a checkout that held it before us may have just paid these courses
+    # from the balance, which no later step would notice.
+    _refuse_owned(request.user_id, [course.id for course in courses])
     waiting = _waiting_order(request, courses)
     if waiting is not None:
         return PlacedOrder(waiting)
@@ -224,6 +220,7 @@ def _waiting_order(request: OrderRequest, courses: Sequence[Course]) -> int | No
     coupon_code = normalize_code(request.coupon_code) if request.coupon_code else None
     for order in waiting:
         if {line.course_id for line in order.lines} == wanted and order.coupon_code == coupon_code:
+            _refuse_other_balance_use(order, request.use_balance)
             return order.id
     if waiting:
         order = waiting[0]
@@ -250,11 +247,37 @@ def _courses_for(request: OrderRequest) -> list[Course]:
     )
     if len(courses) != len(course_ids):
         raise CheckoutError("course_not_found", _l("A course in this order does not exist."))
-    owned = owned_course_ids(request.user_id) & set(course_ids)
-    if owned:
-        raise CheckoutError("course_owned", _l("You already own a course in this order."))
     order_of_request = {course_id: index for index, course_id in enumerate(course_ids)}
     return sorted(courses, key=lambda course: order_of_request[course.id])
+
+
+def _refuse_other_balance_use(order: Order, use_balance: str) -> None:
+    """The waiting order is reused only as it was placed: handing back an order without
+    the balance to a learner who asked to pay from it (or the other way round) would
+    charge them otherwise than they chose."""
+    from_balance = bool(order.wallet_paid_fen or order.wallet_bonus_fen)
+    if from_balance == (use_balance in ("full", "part")):
+        return
+    until = f"{beijing(order.expires_at):%H:%M}"
+    if from_balance:
+        message = _l("Order %(order_no)s for these courses, paid partly from your balance, is waiting for "
+                     "payment until %(time)s. Pay that order, or order again after it expires.",
+                     order_no=order.order_no, time=until)
+    else:
+        message = _l("Order %(order_no)s for these courses, without your balance, is waiting for payment "
+                     "until %(time)s. Pay that order, or order again after it expires.",
+                     order_no=order.order_no, time=until)
+    raise CheckoutError("pending_order", message)
+
+
+def _refuse_owned(user_id: int, course_ids: list[int]) -> None:
+    owned = owned_course_ids(user_id) & set(course_ids)
+    if not owned:
+        return
+    if owned <= expired_course_ids(user_id):
+        raise CheckoutError("course_owned", _l("You own this course already, but your access has ended: "
+                                               "renew it from the course page."))
+    raise CheckoutError("course_owned", _l("You already own a course in this order."))
 
 
 def new_attempt(order: Order, channel: str) -> int:

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from babel.dates import format_date, format_time
 from flask import Flask, current_app, has_request_context, request
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, LazyString, get_locale
 
 from app.timeutil import beijing
 
@@ -25,6 +25,12 @@ LANGUAGE_COOKIE = "lang"
 # The back office's URL prefix: see the module docstring.
 BACK_OFFICE_PREFIX = "/admin"
 
+
+
+def in_reader_language(zh: str, en: str) -> LazyString:
+    """Text the data holds in both languages (course titles), chosen when the message
+    around it is read, in the reader's language."""
+    return LazyString(lambda: en if current_language() == "en" else zh)
 
 def select_locale() -> str:
     if not has_request_context():  # a job or a command: nobody's browser to follow

@@ -23,11 +23,12 @@ from app.checkout.models import Order, OrderLine, channel_due_fen
 from app.errors import ServiceError
 from app import followups
 from app.extensions import db
+from app.i18n import in_reader_language
 from app.ledger.fees import refund_fee
 from app.ledger.services import post_refund
 from app.payments.models import OrphanPayment, PaymentAttempt, Refund, RefundLine, refund_channel_fen
 from app.payments.transitions import compare_and_set
-from app.renewal.services import take_back
+from app.renewal.services import renewed_course_ids, take_back
 from app.timeutil import now
 from app.wallet.refunds import wallet_parts
 
@@ -145,6 +146,20 @@ def _lessons_total(course_id: int) -> int:
     return db.session.scalar(select(func.count(Lesson.id)).where(Lesson.course_id == course_id)) or 0
 
 
+def _refuse_purchase_with_renewals(order: Order, line_ids: set[int]) -> None:
+    """Refunding a purchase ends the learner's access, and with it the days renewals of
+    it added, which were paid for: those are refunded first, each on its own order."""
+    purchases = [line for line in order.lines if line.id in line_ids and line.kind == "purchase"]
+    renewed = renewed_course_ids(order.user_id, [line.course_id for line in purchases])
+    if renewed:
+        titles = [line for line in purchases if line.course_id in renewed]
+        raise RefundError("renewals_first", _l(
+            "%(titles)s has been renewed: refunding it would end the renewed days too. "
+            "Refund the renewal orders first.",
+            titles=in_reader_language("、".join(line.title for line in titles),
+                                      ", ".join(line.course.title_en for line in titles))))
+
+
 def request_refund(order_id: int, user_id: int, line_ids: Sequence[int] | None, reason: str) -> int:
     """The learner asks for the whole order (``line_ids`` None) or chosen lines back."""
     text = _clean_reason(reason)
@@ -159,6 +174,7 @@ def request_refund(order_id: int, user_id: int, line_ids: Sequence[int] | None, 
     wanted = set(refundable) if not line_ids else set(line_ids)
     if not wanted or not wanted <= set(refundable):
         raise RefundError("lines_not_refundable", _l("Choose courses of this order that can be refunded."))
+    _refuse_purchase_with_renewals(order, wanted)
     attempt = paying_attempt(order.id)
     if attempt is not None:
         sequence = (db.session.scalar(select(func.count(Refund.id)).where(Refund.attempt_id == attempt.id)) or 0) + 1
@@ -332,8 +348,13 @@ def complete_customer_refund(refund: Refund) -> None:
             take_back(line.id)  # only the days it added; the enrollment stays
         else:
             _revoke_unless_held_elsewhere(order.user_id, line.course_id, order.id)
-    record(None, "refund.succeeded", "refund", refund.id, "the channel returned the money",
-           None, {"amount_fen": refund.amount_fen, "order_status": db.session.get(Order, order.id).status})
+    to_balance = refund.wallet_paid_fen + refund.wallet_bonus_fen
+    how = ("the money went back to the prepaid balance" if to_balance == refund.amount_fen
+           else "the channel returned the money" if not to_balance
+           else "the channel returned its part and the balance got the rest")
+    record(None, "refund.succeeded", "refund", refund.id, how, None,
+           {"amount_fen": refund.amount_fen, "to_balance_fen": to_balance,
+            "order_status": db.session.get(Order, order.id).status})
     followups.refund_succeeded(refund.id)
 
 

@@ -24,7 +24,7 @@ from app.payments.channels.base import TradeState, TradeStatus
 from app.payments.models import OrphanPayment, PaymentAttempt
 from app.payments.refunds import open_system_refund
 from app.payments.transitions import compare_and_set
-from app.renewal.services import access_end, extend_for_order, lapsed_renewal
+from app.renewal.services import access_end, end_earlier_extensions, extend_for_order, lapsed_renewal
 from app.timeutil import from_aware, now
 from app.wallet.holds import post_topup, release_hold
 
@@ -123,7 +123,7 @@ def settle_payment(
 # answers both "owned already?" (purchase lines) and "still held?" (renewal lines).
 _LINE_HOLDINGS = select(
     OrderLine.kind.label("line_kind"), Enrollment.course_id, Enrollment.order_id, Enrollment.revoked_at,
-    Order.status.label("order_status"),
+    Enrollment.expires_at, Order.status.label("order_status"),
 ).select_from(OrderLine).join(Order, Order.id == OrderLine.order_id).outerjoin(
     Enrollment, (Enrollment.course_id == OrderLine.course_id) & (Enrollment.user_id == Order.user_id)
 ).where(Order.id == bindparam("order_id"))
@@ -226,6 +226,8 @@ def grant_enrollments(order: Order, enrollments: list[Row]) -> None:
              "granted_at": now(), "expires_at": ends[course_id]}
             for course_id in new
         ])
+    if revoked:
+        end_earlier_extensions(order.user_id, revoked)
     for course_id in revoked:  # a few at most: given back after a refund
         db.session.execute(
             update(Enrollment)

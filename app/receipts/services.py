@@ -19,7 +19,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.accounts.models import User
-from app.checkout.models import Order
+from app.checkout.models import TOPUP_TITLE, Order
 from app.extensions import db
 from app.payments.models import OrphanPayment, PaymentAttempt, Refund
 from app.receipts.canonical import beijing_iso, canonical_json, mask_email
@@ -32,7 +32,6 @@ RECEIPT_NO_RE = re.compile(r"[PBR][0-9]{16,27}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _PREFIX = {"payment": "P", "balance": "B", "refund": "R"}
 BALANCE = "balance"  # the "channel" of money the prepaid balance moved
-TOPUP_TITLE = "余额充值"  # a top-up's one item; course titles are stored in Chinese too
 
 
 @dataclass(frozen=True)

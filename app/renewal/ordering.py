@@ -26,9 +26,12 @@ def renewable_course(user_id: int, course_id: int) -> Course:
     course = db.session.get(Course, course_id)
     if course is None or not course.is_published:
         raise CheckoutError("course_not_found", _l("This course does not exist."))
-    if held_enrollment(user_id, course_id) is None:
+    held = held_enrollment(user_id, course_id)
+    if held is None:
         raise CheckoutError("course_not_owned", _l("You do not own this course."))
-    if course.access_days is None:
+    # The learner's own access counts, not only the course's: one bought while the course
+    # was for life stays for life when staff later limit the course.
+    if course.access_days is None or held.expires_at is None:
         raise CheckoutError("lifetime_access", _l("This course gives lifetime access; there is nothing to renew."))
     return course
 

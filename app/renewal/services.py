@@ -63,9 +63,17 @@ def lapsed_renewal(holdings: Iterable[Row]) -> str | None:
     the learner's enrollment in its course (None columns when there is none), as the
     payment job reads them before the order moves."""
     for line in holdings:
-        if line.line_kind == "renewal" and (line.course_id is None or line.revoked_at is not None):
+        if line.line_kind != "renewal":
+            continue
+        if line.course_id is None or line.revoked_at is not None:
             return "the learner no longer holds the course the renewal was for"
+        if line.expires_at is None:
+            return "the learner's access to the course is for life: the renewal has nothing to extend"
     return None
+
+
+class RenewalLapsed(RuntimeError):
+    """A renewal about to be booked found nothing to extend."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +88,10 @@ def extend_for_order(order: Order, paid_at: datetime) -> list[Extension]:
 
     Runs in the payment's transaction after its compare-and-set, so each order is paid
     once; the enrollment row is locked and read afresh, so two renewals paid at the same
-    time both extend, one after the other.
+    time both extend, one after the other (and a line never extends twice: its
+    extension's ``order_line_id`` is unique). Raises when the enrollment went away since
+    `lapsed_renewal` read it (a refund revoked it meanwhile): the payment rolls back, and
+    its retry finds the renewal lapsed and gives the money back.
     """
     done = []
     for line in order.lines:
@@ -94,7 +105,7 @@ def extend_for_order(order: Order, paid_at: datetime) -> list[Extension]:
             .execution_options(populate_existing=True)
         )
         if enrollment is None or enrollment.expires_at is None:
-            continue  # lifetime access already: nothing to add (checked before payment)
+            raise RenewalLapsed(f"order {order.id}: no time-limited enrollment left to extend")
         start = max(enrollment.expires_at, paid_at)
         end = start + timedelta(days=line.access_days)
         db.session.add(AccessExtension(enrollment_id=enrollment.id, order_line_id=line.id,
@@ -104,6 +115,32 @@ def extend_for_order(order: Order, paid_at: datetime) -> list[Extension]:
         followups.enrollment_granted(order.user_id, line.course_id, order.id)
         done.append(Extension(enrollment.id, start, end))
     return done
+
+
+def renewed_course_ids(user_id: int, course_ids: list[int]) -> set[int]:
+    """Those of the courses whose current holding carries renewal days not taken back."""
+    if not course_ids:
+        return set()
+    return set(db.session.scalars(
+        select(Enrollment.course_id)
+        .join(AccessExtension, AccessExtension.enrollment_id == Enrollment.id)
+        .where(Enrollment.user_id == user_id, Enrollment.course_id.in_(course_ids),
+               Enrollment.revoked_at.is_(None), AccessExtension.taken_back_at.is_(None))
+    ))
+
+
+def end_earlier_extensions(user_id: int, course_ids: list[int]) -> None:
+    """A course a refund revoked is bought again: the renewals of the earlier holding do
+    not count towards the new period, so a later refund of one of them must not take days
+    off it. They are marked taken back (their money is the refund's business, not this)."""
+    db.session.execute(
+        update(AccessExtension)
+        .where(AccessExtension.taken_back_at.is_(None),
+               AccessExtension.enrollment_id.in_(select(Enrollment.id).where(
+                   Enrollment.user_id == user_id, Enrollment.course_id.in_(course_ids))))
+        .values(taken_back_at=now())
+        .execution_options(synchronize_session=False)
+    )
 
 
 def take_back(order_line_id: int) -> datetime | None:

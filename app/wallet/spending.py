@@ -13,7 +13,6 @@ from app.checkout.models import Order
 from app.extensions import db
 from app.payments.settlement import grant_enrollments
 from app.payments.transitions import compare_and_set
-from app.renewal.services import extend_for_order
 from app.timeutil import now
 from app.wallet.holds import post_wallet_sale, wallet_balance
 from app.wallet.tiers import spend_order
@@ -41,8 +40,6 @@ def pay_in_full(order: Order) -> None:
         select(Enrollment.course_id, Enrollment.revoked_at)
         .where(Enrollment.user_id == user_id, Enrollment.course_id.in_(course_ids))
     ).all()
-    paid = db.session.get(Order, order_id)
-    grant_enrollments(paid, enrollments)
-    extend_for_order(paid, paid.paid_at)  # renewal lines, as a channel payment's `_fulfil`
+    grant_enrollments(db.session.get(Order, order_id), enrollments)  # cart orders: no renewal lines
     followups.order_paid(order_id)
 

@@ -8,6 +8,7 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
+from app.checkout.models import TOPUP_TITLE
 from app.extensions import db
 from app.money import MoneyFormatError, parse_yuan
 from app.payments.precreate import issue_qr
@@ -21,7 +22,7 @@ bp = Blueprint("wallet", __name__)
 
 def _page(form: TopupForm) -> str:
     minimum, maximum = services.topup_limits()
-    page = render_template(
+    return render_template(
         "wallet/index.html",
         balance=wallet_balance(current_user.id),
         movements=services.history(current_user.id),
@@ -30,8 +31,6 @@ def _page(form: TopupForm) -> str:
         maximum=maximum,
         form=form,
     )
-    db.session.commit()
-    return page
 
 
 @bp.route("/wallet")
@@ -63,5 +62,5 @@ def topup() -> Response | str:
         flash(error.message, "error")
         return redirect(url_for("wallet.index"))
     db.session.commit()
-    issue_qr(placed.attempt_id, "余额充值")
+    issue_qr(placed.attempt_id, TOPUP_TITLE)
     return redirect(url_for("checkout.pay", order_no=placed.order_no))

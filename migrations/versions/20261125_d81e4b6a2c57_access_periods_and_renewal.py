@@ -64,6 +64,14 @@ def upgrade():
 
 
 def downgrade():
+    limited = op.get_bind().execute(sa.text(
+        "SELECT (SELECT count(*) FROM enrollments WHERE expires_at IS NOT NULL)"
+        " + (SELECT count(*) FROM order_lines WHERE kind <> 'purchase')"
+    )).scalar()
+    if limited:
+        # The old schema knows only lifetime access: dropping the end dates would give
+        # every time-limited learner the course for life, and leave renewals unexplained.
+        raise RuntimeError('refusing to downgrade: enrollments end or renewals were sold')
     with op.batch_alter_table('access_extensions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_access_extensions_enrollment_id'))
     op.drop_table('access_extensions')
