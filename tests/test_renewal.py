@@ -384,3 +384,22 @@ def test_buying_an_expired_course_again_points_to_renewal(app, client, clock):
 
         with pytest.raises(CheckoutError, match="renew it from the course page"):
             place_order(OrderRequest(enrollment().user_id, (course_id,), None, "alipay"))
+
+
+def test_a_renewals_refund_page_counts_only_lessons_opened_in_the_days_it_bought(app, client, clock):
+    purchase_no = bought(app, client, clock)
+    assert client.get("/courses/limited/lessons/1").status_code == 200
+    clock.advance(days=DAYS - 3)
+    renewal_no = renewal_order_no(renew(client))
+    pay(app, renewal_no)
+    assert client.get("/courses/limited/lessons/2").status_code == 200  # still the first period
+    clock.advance(days=4)
+    assert client.get("/courses/limited/lessons/2").status_code == 200  # the renewed days
+
+    def opened(order_no: str) -> int:
+        with app.app_context():
+            order_id = db.session.scalar(select(Order.id).where(Order.order_no == order_no))
+            [line] = refund_workflow.refund_policy(order_id).lines
+            return line.lessons_opened
+
+    assert (opened(purchase_no), opened(renewal_no)) == (2, 1)

@@ -503,3 +503,18 @@ def test_a_waiting_order_is_not_handed_back_to_a_checkout_that_chose_otherwise_a
         assert place_order(OrderRequest(user_id, (course_id,), None, "wechat")) == first  # as placed: reused
         assert wallet_balance(user_id).paid_fen == 20000
         assert db.session.scalar(select(func.count(Order.id)).where(Order.kind == "course")) == 1
+
+
+def test_the_history_shows_the_newest_movements_whole(app):
+    user_id = learner_with_balance(app, 1000)
+    with app.app_context():
+        from app.ledger.services import post_entry
+        from app.wallet.services import history
+
+        for index, (paid, bonus) in enumerate([(2000, 100), (3000, 200)]):  # two legs each
+            post_entry("topup", f"test:more{index}", [(accounts.channel("alipay"), paid + bonus),
+                                                      (accounts.learner_wallet(user_id), -paid),
+                                                      (accounts.learner_wallet_bonus(user_id), -bonus)])
+        db.session.commit()
+        assert [(m.paid_fen, m.bonus_fen) for m in history(user_id, limit=2)] == [(3000, 200), (2000, 100)]
+        assert [(m.paid_fen, m.bonus_fen) for m in history(user_id)] == [(3000, 200), (2000, 100), (1000, 0)]

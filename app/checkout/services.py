@@ -64,7 +64,7 @@ def new_order_no() -> str:
     return "CC" + beijing(now()).strftime("%Y%m%d%H%M%S") + f"{secrets.randbelow(10**6):06d}"
 
 
-def _unused_order_no() -> str:
+def unused_order_no() -> str:
     """A fresh order number no order has. Numbers are the second plus six random digits,
     so two orders in one second can draw the same one; draw again rather than fail."""
     for _ in range(5):
@@ -138,7 +138,7 @@ def place(request: OrderRequest) -> PlacedOrder:
 
     expires_at = now() + timedelta(minutes=current_app.config["ORDER_TTL_MINUTES"])
     order = Order(
-        order_no=_unused_order_no(),
+        order_no=unused_order_no(),
         user_id=request.user_id,
         status="pending",
         subtotal_fen=priced.subtotal_fen,
@@ -156,7 +156,7 @@ def place(request: OrderRequest) -> PlacedOrder:
     )
     by_id = {course.id: course for course in courses}
     for line in priced.lines:
-        order.lines.append(_sold_line(by_id[line.course_id], line, order.created_at))
+        order.lines.append(sold_line(by_id[line.course_id], line, order.created_at))
     db.session.add(order)
     db.session.flush()
     if coupon is not None:
@@ -168,11 +168,11 @@ def place(request: OrderRequest) -> PlacedOrder:
         post_hold(order)
     # No other transaction sees this order before commit: its first attempt needs neither
     # the order's row lock nor a count of the attempts before it (see `new_attempt`).
-    attempt_id = _add_attempt(order, request.channel, sequence=1)
+    attempt_id = add_attempt(order, request.channel, sequence=1)
     return PlacedOrder(order.id, attempt_id)
 
 
-def _sold_line(course: Course, priced: PricedLine, placed_at: datetime) -> OrderLine:
+def sold_line(course: Course, priced: PricedLine, placed_at: datetime) -> OrderLine:
     """The line as sold: price, rate and each author's share are fixed here for good."""
     rate_bps = rate_for(course, placed_at)
     if rate_bps is None:
@@ -290,10 +290,10 @@ def new_attempt(order: Order, channel: str) -> int:
         )
         or 0
     ) + 1
-    return _add_attempt(order, channel, sequence)
+    return add_attempt(order, channel, sequence)
 
 
-def _add_attempt(order: Order, channel: str, sequence: int) -> int:
+def add_attempt(order: Order, channel: str, sequence: int) -> int:
     """A payment attempt with its own out_trade_no, sharing the order's deadline."""
     attempt = PaymentAttempt(
         order_id=order.id,

@@ -28,7 +28,7 @@ from app.ledger.fees import refund_fee
 from app.ledger.services import post_refund
 from app.payments.models import OrphanPayment, PaymentAttempt, Refund, RefundLine, refund_channel_fen
 from app.payments.transitions import compare_and_set
-from app.renewal.services import renewed_course_ids, take_back
+from app.renewal.services import renewed_course_ids, renewed_from, take_back
 from app.timeutil import now
 from app.wallet.refunds import wallet_parts
 
@@ -124,7 +124,8 @@ def refund_policy(order_id: int) -> RefundPolicy:
             title_en=line.course.title_en,
             amount_fen=line.amount_fen,
             refundable=line.id not in taken,
-            lessons_opened=_lessons_opened(order.user_id, line.course_id),
+            lessons_opened=_lessons_opened(order.user_id, line.course_id, renewed_from(line.id)
+                                           if line.kind == "renewal" else None),
             lessons_total=_lessons_total(line.course_id),
         )
         for line in order.lines
@@ -134,12 +135,14 @@ def refund_policy(order_id: int) -> RefundPolicy:
     return RefundPolicy(problem is None, problem, window_ends_at, lines)
 
 
-def _lessons_opened(user_id: int, course_id: int) -> int:
-    return db.session.scalar(
-        select(func.count(func.distinct(LessonView.lesson_id))).where(
-            LessonView.user_id == user_id, LessonView.course_id == course_id
-        )
-    ) or 0
+def _lessons_opened(user_id: int, course_id: int, since: datetime | None = None) -> int:
+    """Distinct lessons the learner opened; for a renewal, only in the days it bought."""
+    opened = select(func.count(func.distinct(LessonView.lesson_id))).where(
+        LessonView.user_id == user_id, LessonView.course_id == course_id
+    )
+    if since is not None:
+        opened = opened.where(LessonView.opened_at >= since)
+    return db.session.scalar(opened) or 0
 
 
 def _lessons_total(course_id: int) -> int:

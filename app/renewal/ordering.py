@@ -14,7 +14,7 @@ from app.cart.pricing import PriceLine, quote
 from app.cart.services import tax_rate
 from app.catalog.models import Course
 from app.checkout.models import Order, OrderLine
-from app.checkout.services import CheckoutError, PlacedOrder, _add_attempt, _sold_line, _unused_order_no
+from app.checkout.services import CheckoutError, PlacedOrder, add_attempt, sold_line, unused_order_no
 from app.extensions import db
 from app.payments.registry import enabled_channels, unavailable_reason
 from app.renewal.services import held_enrollment, renewal_price_fen
@@ -64,16 +64,16 @@ def place_renewal(user_id: int, course_id: int, channel: str) -> PlacedOrder:
         raise CheckoutError("channel_unavailable", refusal)
     placed_at = now()
     order = Order(
-        order_no=_unused_order_no(), user_id=user_id, status="pending",
+        order_no=unused_order_no(), user_id=user_id, status="pending",
         subtotal_fen=priced.subtotal_fen, discount_fen=priced.discount_fen,
         tax_fen=priced.tax_fen, total_fen=priced.total_fen,
         expires_at=placed_at + timedelta(minutes=current_app.config["ORDER_TTL_MINUTES"]),
         created_at=placed_at,
     )
-    line = _sold_line(course, priced.lines[0], placed_at)
+    line = sold_line(course, priced.lines[0], placed_at)
     line.kind = "renewal"
     line.access_days = course.access_days
     order.lines.append(line)
     db.session.add(order)
     db.session.flush()
-    return PlacedOrder(order.id, _add_attempt(order, channel, sequence=1))
+    return PlacedOrder(order.id, add_attempt(order, channel, sequence=1))

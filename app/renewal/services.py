@@ -117,6 +117,11 @@ def extend_for_order(order: Order, paid_at: datetime) -> list[Extension]:
     return done
 
 
+def renewed_from(order_line_id: int) -> datetime | None:
+    """When the days a renewal line bought began (None before it is paid)."""
+    return db.session.scalar(select(AccessExtension.from_at).where(AccessExtension.order_line_id == order_line_id))
+
+
 def renewed_course_ids(user_id: int, course_ids: list[int]) -> set[int]:
     """Those of the courses whose current holding carries renewal days not taken back."""
     if not course_ids:

@@ -14,7 +14,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from app.checkout.models import Order
-from app.checkout.services import new_attempt, new_order_no
+from app.checkout.services import new_attempt, unused_order_no
 from app.errors import ServiceError
 from app.extensions import db
 from app.ledger import accounts
@@ -60,7 +60,7 @@ def place_topup(user_id: int, amount_fen: int, channel: str) -> PlacedTopup:
     if refusal is not None:
         raise WalletError("channel_unavailable", refusal)
     order = Order(
-        order_no=_unused_order_no(),
+        order_no=unused_order_no(),
         user_id=user_id,
         kind="topup",
         status="pending",
@@ -77,14 +77,6 @@ def place_topup(user_id: int, amount_fen: int, channel: str) -> PlacedTopup:
     return PlacedTopup(order.id, order.order_no, new_attempt(order, channel))
 
 
-def _unused_order_no() -> str:
-    for _ in range(5):
-        order_no = new_order_no()
-        if db.session.scalar(select(Order.id).where(Order.order_no == order_no)) is None:
-            return order_no
-    raise WalletError("busy", _l("Please try again in a moment."))
-
-
 @dataclass(frozen=True)
 class Movement:
     """One line of the wallet's history: an entry's effect on the paid and bonus balance."""
@@ -99,12 +91,16 @@ class Movement:
 def history(user_id: int, limit: int = 100) -> list[Movement]:
     """The learner's balance movements, newest first, from the postings themselves."""
     paid_account, bonus_account = accounts.learner_wallet(user_id), accounts.learner_wallet_bonus(user_id)
+    wallet_accounts = (paid_account, bonus_account)
+    # The newest ``limit`` entries first, so a long history is never read whole.
+    recent = (select(Posting.entry_id).where(Posting.account.in_(wallet_accounts))
+              .group_by(Posting.entry_id).order_by(Posting.entry_id.desc()).limit(limit))
     rows = db.session.execute(
         select(JournalEntry.id, JournalEntry.created_at, JournalEntry.kind, Order.order_no,
                Posting.account, Posting.amount_fen)
         .join(Posting, Posting.entry_id == JournalEntry.id)
         .outerjoin(Order, Order.id == JournalEntry.order_id)
-        .where(Posting.account.in_((paid_account, bonus_account)))
+        .where(Posting.account.in_(wallet_accounts), JournalEntry.id.in_(recent.scalar_subquery()))
         .order_by(JournalEntry.id.desc())
     ).all()
     movements: dict[int, Movement] = {}
@@ -115,4 +111,4 @@ def history(user_id: int, limit: int = 100) -> list[Movement]:
         else:
             found = Movement(found.at, found.kind, found.order_no, found.paid_fen, found.bonus_fen - row.amount_fen)
         movements[row.id] = found
-    return list(movements.values())[:limit]
+    return list(movements.values())

@@ -9,6 +9,7 @@ from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
 from app.checkout.models import TOPUP_TITLE
+from app.errors import ServiceError
 from app.extensions import db
 from app.money import MoneyFormatError, parse_yuan
 from app.payments.precreate import issue_qr
@@ -57,7 +58,7 @@ def topup() -> Response | str:
         return redirect(url_for("wallet.index"))
     try:
         placed = services.place_topup(current_user.id, amount_fen, form.channel.data)
-    except services.WalletError as error:
+    except ServiceError as error:  # the wallet's refusals, and a checkout one such as "busy"
         db.session.rollback()
         flash(error.message, "error")
         return redirect(url_for("wallet.index"))
