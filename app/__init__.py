@@ -91,6 +91,11 @@ def register_blueprints(app: Flask) -> None:
     for blueprint in (catalog_bp, accounts_bp, cart_bp, checkout_bp, earnings_bp, payments_bp, health_bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(invoices_bp)
+    from app.bundles.views import bp as bundles_bp
+    from app.membership.views import bp as membership_bp
+
+    app.register_blueprint(bundles_bp)
+    app.register_blueprint(membership_bp)
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)  # bearer-token clients send no cookies, so CSRF cannot apply
     from app.receipts import init_receipts

@@ -13,3 +13,5 @@ from app.invoices import models as invoices_models  # noqa: F401
 from app.mail import models as mail_models  # noqa: F401
 from app.receipts import models as receipts_models  # noqa: F401
 from app.platform_events import models as platform_events_models  # noqa: F401
+from app.bundles import models as bundles_models  # noqa: F401
+from app.membership import models as membership_models  # noqa: F401

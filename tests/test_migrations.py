@@ -106,7 +106,9 @@ SECOND_FACTOR_COLUMNS = {"totp_key_id", "totp_ciphertext", "totp_last_step", "mf
 LOCKOUT_COLUMNS = {"login_failures", "login_locked_until"}
 # Tables of revisions above the lockout, which the last full upgrade adds too.
 LATER_TABLES = {"invoice_requests", "outbox_messages", "receipts", "platform_endpoints",
-                "platform_events", "platform_deliveries", "platform_delivery_attempts"}
+                "platform_events", "platform_deliveries", "platform_delivery_attempts",
+                "bundles", "bundle_courses", "membership_plans", "memberships", "membership_pools",
+                "membership_pool_shares"}
 A_STAFF_MEMBER = (
     "INSERT INTO users (id, email, display_name, password_hash, role, is_active_account, created_at) "
     "VALUES (7, 's@example.com', 'S', 'x', 'support', true, '2026-11-01 00:00:00')"

@@ -7,9 +7,11 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from app.accounts.forms import EmptyForm
+from app.bundles.services import published_bundles
 from app.catalog import services
 from app.catalog.models import Course, Lesson
 from app.extensions import db
+from app.membership.services import is_member
 
 bp = Blueprint("catalog", __name__)
 
@@ -18,10 +20,16 @@ def _owned() -> set[int]:
     return services.owned_course_ids(current_user.id) if current_user.is_authenticated else set()
 
 
+def _member() -> bool:
+    """A membership running now opens every published course (app/membership)."""
+    return current_user.is_authenticated and is_member(current_user.id)
+
+
 @bp.route("/")
 def index() -> str:
     return render_template(
-        "catalog/index.html", courses=services.published_courses(), owned=_owned(), form=EmptyForm()
+        "catalog/index.html", courses=services.published_courses(), owned=_owned(), form=EmptyForm(),
+        bundles=published_bundles(), member=_member(),
     )
 
 
@@ -31,7 +39,7 @@ def course(slug: str) -> str:
     if course is None:
         abort(404)
     return render_template(
-        "catalog/course.html", course=course, owned=course.id in _owned(), form=EmptyForm()
+        "catalog/course.html", course=course, owned=course.id in _owned(), form=EmptyForm(), member=_member()
     )
 
 
@@ -45,7 +53,8 @@ def lesson(slug: str, position: int) -> str | Response:
     )
     if lesson is None:
         abort(404)
-    if not current_user.is_authenticated or course.id not in _owned():
+    studyable = course.id in _owned() or (course.is_published and _member())
+    if not current_user.is_authenticated or not studyable:
         flash(_("Buy this course to open its lessons."), "info")
         return redirect(url_for("catalog.course", slug=slug))
     services.record_lesson_view(current_user.id, lesson)

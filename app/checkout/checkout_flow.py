@@ -20,6 +20,7 @@ from app.checkout.services import (
 )
 from app.extensions import db
 from app.jobs import enqueue
+from app.membership.services import QR_SUBJECT as MEMBERSHIP_SUBJECT
 from app.payments.precreate import issue_qr
 from app.payments.resolution import close_at_channel
 from app.payments.settlement import close_attempt
@@ -34,6 +35,8 @@ def _issue_first_qr(order_id: int) -> None:
 
 def _subject(order: Order) -> str:
     titles = [line.title for line in order.lines]
+    if not titles:  # a membership (app/membership), the only order without course lines
+        return MEMBERSHIP_SUBJECT
     return titles[0] if len(titles) == 1 else f"{titles[0]} 等 {len(titles)} 门课程"
 
 
@@ -63,6 +66,7 @@ def checkout_cart(user_id: int, channel: str) -> str:
         course_ids=tuple(item.course_id for item in cart.items),
         coupon_code=cart.coupon_code,
         channel=channel,
+        bundle_of=tuple(cart_services.bundle_of(cart).items()),
     )
     placed = place(request)
     cart_services.clear_cart(user_id)

@@ -78,6 +78,9 @@ class OrderLine(db.Model):
     discount_fen: Mapped[int]
     tax_fen: Mapped[int]
     amount_fen: Mapped[int]
+    # Sold as part of this bundle (app/bundles): list_price_fen is then the course's part
+    # of the bundle price, not the course's own price.
+    bundle_id: Mapped[int | None] = mapped_column(ForeignKey("bundles.id"), index=True)
 
     order: Mapped[Order] = relationship(back_populates="lines")
     # For the course's English title: ``title`` keeps the Chinese one as sold.

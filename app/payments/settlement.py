@@ -20,6 +20,7 @@ from app import followups
 from app.extensions import db
 from app.ledger.fees import payment_fee
 from app.ledger.services import post_sale, post_unallocated_receipt
+from app.membership.services import start_membership
 from app.payments.channels.base import TradeState, TradeStatus
 from app.payments.models import OrphanPayment, PaymentAttempt
 from app.payments.refunds import open_system_refund
@@ -187,8 +188,13 @@ def _record_orphan(
 def _fulfil(
     order: Order, channel: str, attempt_id: int, fee_fen: int, enrollments: list[Row]
 ) -> None:
-    post_sale(order, channel, attempt_id, fee_fen)
-    grant_enrollments(order, enrollments)
+    # An order without course lines is a membership (app/membership): it opens every
+    # course for its period. (Any other kind of line-less order must be told apart first.)
+    if not order.lines:
+        start_membership(order, channel, attempt_id, fee_fen)
+    else:
+        post_sale(order, channel, attempt_id, fee_fen)
+        grant_enrollments(order, enrollments)
     followups.order_paid(order.id)
 
 
