@@ -80,12 +80,14 @@ def register_channels(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from app.accounts.views import bp as accounts_bp
     from app.api.views import bp as api_bp
+    from app.bundles.views import bp as bundles_bp
     from app.cart.views import bp as cart_bp
     from app.catalog.views import bp as catalog_bp
     from app.checkout.views import bp as checkout_bp
     from app.earnings.views import bp as earnings_bp
     from app.health import bp as health_bp
     from app.invoices.views import bp as invoices_bp
+    from app.membership.views import bp as membership_bp
     from app.payments.views import bp as payments_bp
     from app.renewal.views import bp as renewal_bp
     from app.wallet.views import bp as wallet_bp
@@ -93,8 +95,8 @@ def register_blueprints(app: Flask) -> None:
     for blueprint in (catalog_bp, accounts_bp, cart_bp, checkout_bp, earnings_bp, payments_bp, health_bp,
                       renewal_bp):
         app.register_blueprint(blueprint)
-    app.register_blueprint(invoices_bp)
-    app.register_blueprint(wallet_bp)
+    for blueprint in (invoices_bp, wallet_bp, bundles_bp, membership_bp):
+        app.register_blueprint(blueprint)
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)  # bearer-token clients send no cookies, so CSRF cannot apply
     from app.receipts import init_receipts

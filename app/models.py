@@ -14,3 +14,5 @@ from app.mail import models as mail_models  # noqa: F401
 from app.receipts import models as receipts_models  # noqa: F401
 from app.platform_events import models as platform_events_models  # noqa: F401
 from app.renewal import models as renewal_models  # noqa: F401
+from app.bundles import models as bundles_models  # noqa: F401
+from app.membership import models as membership_models  # noqa: F401

@@ -1,9 +1,12 @@
-"""Random histories of sales, coupons, partial and full refunds, maturity, statements
-and payouts (Hypothesis), with the ledger's promises checked after every step:
+"""Random histories of sales, bundle sales, memberships and the lessons members open,
+coupons, partial and full refunds, maturity, statements and payouts (Hypothesis), with
+the ledger's promises checked after every step:
 
 - every journal entry sums to zero;
 - each instructor's pending + available + paid out equals their shares of sales less
-  refunds, to the fen;
+  refunds, plus their parts of membership pools, to the fen;
+- a bundle's lines sum to the bundle price; each month's membership pool is shared out
+  to the fen, and what is not shared yet waits on the pool account;
 - no order gets back more than it paid, and the fees the channels kept are the fees of
   the payments less those they returned;
 - the prepaid balance: top-ups, orders paid from it (alone, or with a channel for the rest,
@@ -24,7 +27,10 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from app.accounts.services import create_user
+from app.bundles.models import Bundle
 from app.cart.models import Coupon
+from app.catalog.models import Course, Lesson
+from app.catalog.services import record_lesson_view
 from app.checkout.models import Order, OrderLine
 from app.checkout.services import CheckoutError, OrderRequest, place_order
 from app.earnings import payouts, statements
@@ -37,6 +43,10 @@ from app.jobs.periodic import tick
 from app.ledger import accounts
 from app.ledger.models import JournalEntry, Posting
 from app.ledger.services import balance, unbalanced_entry_ids
+from app.membership.models import Membership, MembershipPlan, MembershipPool, MembershipPoolShare
+from app.membership.pools import monthly_parts
+from app.membership.ordering import place_membership_order
+from app.membership.services import MEMBERSHIP_POOL
 from app.payments import refund_workflow
 from app.payments.channels.base import RefundResult, RefundState
 from app.payments.models import PaymentAttempt, Refund, RefundLine, refund_channel_fen
@@ -72,7 +82,19 @@ TOPUP = st.tuples(st.just("topup"), st.sampled_from(TOPUP_AMOUNTS), st.sampled_f
 WALLET_SALE = st.tuples(st.just("wallet_sale"), st.integers(0, 20),
                         st.sets(st.integers(0, len(PRICES) - 1), min_size=1), st.sampled_from(COUPONS), st.sampled_from(("full", "part", "part_unpaid")),
                         st.sampled_from(("alipay", "wechat")))
-HISTORY = st.lists(st.one_of(SALE, REFUND, TIME, PAYOUT, BANK, TOPUP, WALLET_SALE), min_size=4, max_size=30)
+# The first three courses (the third co-authored) as a bundle, with or without a coupon.
+BUNDLE_SALE = st.tuples(st.just("bundle"), st.sampled_from(COUPONS), st.sampled_from(("alipay", "wechat")))
+# A new member, and the courses whose first lesson they open (each pick one opening).
+MEMBER = st.tuples(st.just("member"), st.sampled_from(("alipay", "wechat")),
+                   st.lists(st.integers(0, len(PRICES) - 1), max_size=6))
+BUNDLE_PRICE = 20000
+# A membership spanning two months, its pool shared at each month's end; and one whose
+# member opens nothing, so its month's pool stays with the platform.
+MEMBERS_STUDY = [("member", "alipay", [0, 2, 2, 3]), ("bundle", "TEN", "wechat"), ("member", "wechat", [1]),
+                 ("time", 12, 0), ("refund", 1, {0}, 7), ("time", 30, 0)]
+MEMBER_IDLE = [("member", "wechat", []), ("sale", {0}, None, "alipay"), ("time", 12, 0), ("time", 31, 0)]
+HISTORY = st.lists(st.one_of(SALE, BUNDLE_SALE, MEMBER, REFUND, TIME, PAYOUT, BANK, TOPUP, WALLET_SALE),
+                   min_size=4, max_size=30)
 # Histories random ones reach only rarely, always run as well: a sale released, paid
 # out, returned by the bank, then refunded under a lengthened window (available goes
 # negative), and netted by a later sale; and a co-authored line refunded after release.
@@ -98,6 +120,8 @@ class World:
     support: int
     finance: list[int]
     orders: list[tuple[int, int]] = field(default_factory=list)  # (order id, learner id)
+    bundle: int = 0
+    plan: int = 0
     learners: int = 0
     wallet_learners: list[int] = field(default_factory=list)  # learners who topped up
     statement_files: dict[int, bytes] = field(default_factory=dict)  # CSV of each closed statement
@@ -116,8 +140,13 @@ def _catalog() -> World:
     finance = [create_user(f"fin{n}@example.com", "staff-password", "Fin", role="finance") for n in (1, 2)]
     for number, instructor_id in enumerate(instructors):
         save_bank_account(instructor_id, "T", "Bank", f"62220202000{number:05d}", finance[0])
+    bundle = Bundle(slug="b", title_zh="套餐", title_en="Bundle", price_fen=BUNDLE_PRICE,
+                    courses=[db.session.get(Course, course_id) for course_id in courses[:3]])
+    # 40 days at ¥30.00 (¥31.50 with tax), 60 % of it net of tax to the instructors' pool.
+    plan = MembershipPlan(title_zh="会员", title_en="Member", price_fen=3000, period_days=40, pool_bps=6000)
+    db.session.add_all([bundle, plan])
     db.session.commit()
-    return World(instructors, courses, support, finance)
+    return World(instructors, courses, support, finance, bundle=bundle.id, plan=plan.id)
 
 
 def test_random_histories_keep_every_fen_explained(app, clock):
@@ -133,6 +162,8 @@ def test_random_histories_keep_every_fen_explained(app, clock):
     @example(history=CLAW_BACK)
     @example(history=CO_AUTHORED_LATE)
     @example(history=BALANCE)
+    @example(history=MEMBERS_STUDY)
+    @example(history=MEMBER_IDLE)
     def run(history: list[tuple]) -> None:
         reset_database(app)
         clock.current = START
@@ -140,13 +171,15 @@ def test_random_histories_keep_every_fen_explained(app, clock):
         with app.app_context():
             world = _catalog()
             for step in history:
-                seen[_apply(world, step, clock)] += 1
+                for path in _apply(world, step, clock).split(" + "):
+                    seen[path] += 1
                 _check(world)
 
     run()
     walked = {"sale", "refund from pending", "refund clawed back from available", "refund refused",
               "payout batch made", "bank paid", "bank returned", "statements closed",
-              "topup", "balance sale", "mixed sale", "mixed sale closed", "balance sale refused"}
+              "topup", "balance sale", "mixed sale", "mixed sale closed", "balance sale refused", "bundle sale",
+              "membership bought", "membership pool shared", "membership pool kept by the platform"}
     assert walked <= set(seen), seen
 
 
@@ -169,6 +202,31 @@ def _apply(world: World, step: tuple, clock) -> str:
         return _top_up(world, step)
     if kind == "wallet_sale":
         return _wallet_sale(world, step)
+    if kind == "bundle":
+        _, coupon, channel = step
+        learner = _new_learner(world)
+        bundled = tuple(world.courses[:3])
+        try:
+            order_id = place_order(OrderRequest(learner, bundled, coupon, channel,
+                                                bundle_of=tuple((course_id, world.bundle) for course_id in bundled)))
+        except CheckoutError:
+            db.session.rollback()
+            return "sale refused"
+        db.session.commit()
+        _settle(order_id)
+        world.orders.append((order_id, learner))
+        return "bundle sale"
+    if kind == "member":
+        _, channel, opened = step
+        learner = _new_learner(world)
+        order_id = place_membership_order(learner, world.plan, channel).order_id
+        db.session.commit()
+        _settle(order_id)
+        for index in opened:
+            lesson = db.session.scalar(select(Lesson).where(Lesson.course_id == world.courses[index]))
+            record_lesson_view(learner, lesson)
+        db.session.commit()
+        return "membership bought"
     if kind == "refund":
         _, pick, line_picks, window_days = step
         if not world.orders:
@@ -190,8 +248,13 @@ def _apply(world: World, step: tuple, clock) -> str:
     if kind == "time":
         _, days, hours = step
         clock.advance(days=days, hours=hours)
-        counts = tick()  # releases matured shares and closes ended months
-        return "statements closed" if counts["statements_due"] else "time passed"
+        shared_before = set(db.session.scalars(select(MembershipPool.id)))
+        counts = tick()  # releases matured shares, shares membership pools and closes ended months
+        paths = ["statements closed" if counts["statements_due"] else "time passed"]
+        for pool in db.session.scalars(select(MembershipPool).where(MembershipPool.id.not_in(shared_before))):
+            if pool.pool_fen:
+                paths.append("membership pool shared" if pool.opens else "membership pool kept by the platform")
+        return " + ".join(paths)
     if kind == "payout":
         try:
             payouts.create_batch("2026-11", step[1], world.finance[0])
@@ -312,8 +375,40 @@ def _check_balances(world: World) -> None:
     assert cash_out_with_bonus == 0
 
 
+def _new_learner(world: World) -> int:
+    world.learners += 1
+    learner = create_user(f"l{world.learners}@example.com", "correct-horse", "L")
+    db.session.commit()
+    return learner
+
+
+def _settle(order_id: int) -> None:
+    attempt = db.session.scalar(select(PaymentAttempt).where(PaymentAttempt.order_id == order_id))
+    assert settle_payment(attempt.id, f"T{attempt.id:08d}", attempt.amount_fen, None).outcome == "paid"
+    db.session.commit()
+
+
+def _check_bundles_and_pools(world: World) -> None:
+    for order_id, _ in world.orders:
+        bundled = [line for line in db.session.get(Order, order_id).lines if line.bundle_id == world.bundle]
+        assert not bundled or sum(line.list_price_fen for line in bundled) == BUNDLE_PRICE
+    collected = 0
+    for membership in db.session.scalars(select(Membership).where(Membership.pool_fen.is_not(None))):
+        parts = monthly_parts(membership.pool_fen, membership.starts_at, membership.ends_at)
+        assert sum(parts.values()) == membership.pool_fen and min(parts.values()) >= 0
+        collected += membership.pool_fen
+    shared = 0
+    for pool in db.session.scalars(select(MembershipPool)):
+        parts = db.session.scalars(select(MembershipPoolShare.share_fen).where(MembershipPoolShare.pool_id == pool.id))
+        assert sum(parts) == (pool.pool_fen if pool.opens else 0)
+        shared += pool.pool_fen
+    # What members paid into the pool and no month has shared out yet waits on its account.
+    assert balance(MEMBERSHIP_POOL) == -(collected - shared)
+
+
 def _check(world: World) -> None:
     assert unbalanced_entry_ids() == []
+    _check_bundles_and_pools(world)
     for instructor_id in world.instructors:
         pending, available = owed(instructor_id)
         paid_out = db.session.scalar(
@@ -372,8 +467,8 @@ def _available_total(world: World) -> int:
 
 
 def _earned(instructor_id: int) -> int:
-    """Shares of every sold line, less those of refunded lines: from the order data alone,
-    independently of the journal."""
+    """Shares of every sold line, less those of refunded lines, plus parts of membership
+    pools: from the order and pool data alone, independently of the journal."""
     sold = db.session.scalar(
         select(func.coalesce(func.sum(OrderLineShare.share_fen), 0))
         .join(OrderLine, OrderLine.id == OrderLineShare.order_line_id)
@@ -386,4 +481,6 @@ def _earned(instructor_id: int) -> int:
         .join(Refund, Refund.id == RefundLine.refund_id)
         .where(OrderLineShare.instructor_id == instructor_id, Refund.status == "succeeded")
     )
-    return sold - refunded
+    pools = db.session.scalar(select(func.coalesce(func.sum(MembershipPoolShare.share_fen), 0))
+                              .where(MembershipPoolShare.instructor_id == instructor_id))
+    return sold - refunded + pools

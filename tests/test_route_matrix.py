@@ -33,6 +33,8 @@ from werkzeug.test import TestResponse
 
 from app.accounts.models import ApiToken
 from app.accounts.services import create_token, create_user, user_for_token
+from app.bundles.models import Bundle
+from app.catalog.models import Course
 from app.checkout.models import Order
 from app.checkout.services import current_attempt
 from app.config import EMULATOR_ALIPAY_APP_ID, EMULATOR_WECHAT_MCH_ID
@@ -41,6 +43,7 @@ from app.extensions import db
 from app.gateway import faults
 from app.invoices import services as invoices
 from app.invoices.models import InvoiceRequest
+from app.membership.models import MembershipPlan
 from app.money import format_yuan
 from app.payments.models import Refund
 from app.receipts.models import Receipt
@@ -122,6 +125,11 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("cart.apply_coupon", "POST"):                     "login  ok     ok     ok     ok     ok     ok     ok     2fa",
     ("cart.remove_coupon", "POST"):                    "login  ok     ok     ok     ok     ok     ok     ok     2fa",
     ("cart.checkout", "POST"):                         "login  ok     ok     ok     ok     ok     ok     ok     2fa",
+    # Bundles and membership plans are open to read; buying needs an account.
+    ("bundles.bundle", "GET"):                         "ok     ok     ok     ok     ok     ok     ok     ok     2fa",
+    ("bundles.add_to_cart", "POST"):                   "login  ok     ok     ok     ok     ok     ok     ok     2fa",
+    ("membership.plans", "GET"):                       "ok     ok     ok     ok     ok     ok     ok     ok     2fa",
+    ("membership.buy", "POST"):                        "login  ok     ok     ok     ok     ok     ok     ok     2fa",
     ("checkout.my_orders", "GET"):                     "login  ok     ok     ok     ok     ok     ok     ok     2fa",
     ("wallet.index", "GET"):                           "login  ok     ok     ok     ok     ok     ok     ok     2fa",
     ("wallet.topup", "POST"):                          "login  ok     ok     ok     ok     ok     ok     ok     2fa",
@@ -319,6 +327,10 @@ REQUESTS: dict[tuple[str, ...], Call] = {
     ("cart.remove_coupon", "POST"): Call("/cart/coupon/remove", then="/cart/"),
     ("cart.checkout", "POST"): Call("/cart/checkout", data={"channel": "alipay"}, then="/orders/"),
     ("cart.remove", "POST"): Call("/cart/remove/{cart_course}", then="/cart/"),
+    ("bundles.bundle", "GET"): Call("/bundles/matrix-bundle"),
+    ("bundles.add_to_cart", "POST"): Call("/bundles/matrix-bundle/cart", then="/cart/"),
+    ("membership.plans", "GET"): Call("/membership/"),
+    ("membership.buy", "POST"): Call("/membership/{plan}/buy", data={"channel": "alipay"}, then="/orders/"),
 
     ("checkout.my_orders", "GET"): Call("/orders"),
     ("wallet.index", "GET"): Call("/wallet"),
@@ -400,14 +412,15 @@ REQUESTS: dict[tuple[str, ...], Call] = {
 
 
 COURSES = {"history": 8000, "python": 10000, "waiting": 12000, "alipay-qr": 3000, "wechat-qr": 4000,
-           "design": 5000, "sql": 6000}
+           "design": 5000, "sql": 6000, "bundled-one": 2000, "bundled-two": 3000}
 
 
 def build_world(app: Flask, clock: Clock, visitor: str) -> World:
     """Ann bought Lin's "history" in October (a closed statement) and "python" today
     (still refundable), and has three orders waiting for payment: one for the order URLs
     and one at each channel for the emulator's pages. "design" (for the cart) and "sql"
-    (for the API) are nobody's yet. Every staff member has set up a second factor."""
+    (for the API) are nobody's yet, nor the two courses of the bundle; a membership
+    plan is on sale. Every staff member has set up a second factor."""
     clock.current = datetime(2026, 10, 10, 2, 0)
     with app.app_context():
         users = {name: create_user(email, PASSWORD, name.title(), role=ROLES[name]) for name, email in EMAILS.items()}
@@ -420,6 +433,12 @@ def build_world(app: Flask, clock: Clock, visitor: str) -> World:
         paid_id = sell(users["learner"], [courses["python"]])
         close_statement(teacher, CLOSED_PERIOD)
         make_coupon("MATRIX")
+        # A bundle of two courses nobody owns, and a membership plan.
+        db.session.add(Bundle(slug="matrix-bundle", title_zh="套餐", title_en="Bundle", price_fen=4000,
+                              courses=[db.session.get(Course, courses[slug]) for slug in ("bundled-one", "bundled-two")]))
+        plan = MembershipPlan(title_zh="月度会员", title_en="Monthly", price_fen=9900, period_days=30, pool_bps=5000)
+        db.session.add(plan)
+        db.session.flush()
         fault_id = faults.set_fault("drop_notify", out_trade_no="MATRIX-NONE")
         tokens = {name: create_token(user_id, "matrix") for name, user_id in users.items()}
         spare_token = create_token(users["learner"], "spare")
@@ -436,6 +455,7 @@ def build_world(app: Flask, clock: Clock, visitor: str) -> World:
             "slug": "python",
             "cart_course": courses["design"],
             "api_course": courses["sql"],
+            "plan": plan.id,
             "fault_id": fault_id,
             "october_invoice": october_invoice,
             "spare_token": spare_token,

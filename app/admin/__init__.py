@@ -19,6 +19,7 @@ from app.admin.earnings_views import (CommissionRuleView, CourseWithAuthorsView,
 from app.admin.invoice_views import InvoiceView
 from app.admin.jobs_view import FailedJobsView
 from app.admin.mail_views import OutboxView
+from app.admin.offer_views import BundleView, MembershipPlanView, MembershipPoolView
 from app.admin.money_views import (AttemptView, AuditView, ChannelHealthView, InboxView, OrderView,
                                    OrphanView, ReceiptView, RejectedView)
 from app.admin.payout_views import PayoutView
@@ -26,6 +27,7 @@ from app.admin.platform_event_views import PlatformDeliveryView, PlatformEndpoin
 from app.admin.reconciliation_views import ReconciliationView
 from app.admin.refund_views import RefundView
 from app.audit.models import AuditEntry
+from app.bundles.models import Bundle
 from app.cart.models import Coupon
 from app.catalog.models import Course, Instructor
 from app.checkout.models import Order
@@ -33,6 +35,7 @@ from app.earnings.models import CommissionRule, Statement
 from app.extensions import db
 from app.invoices.models import InvoiceRequest
 from app.mail.models import OutboxMessage
+from app.membership.models import MembershipPlan, MembershipPool
 from app.payments.models import (InboxNotification, OrphanPayment, PaymentAttempt, Refund,
                                  RejectedNotification)
 from app.platform_events.models import PlatformDelivery, PlatformEndpoint
@@ -63,6 +66,11 @@ def init_admin(app: Flask) -> Admin:
         # Courses and instructors with their earnings pages (co-authors; balances, adjustments).
         CourseWithAuthorsView(Course, db, name="Courses", endpoint="course", category=CATALOG),
         InstructorWithEarningsView(Instructor, db, name="Instructors", endpoint="instructor", category=CATALOG),
+        BundleView(Bundle, db, name="Bundles", endpoint="bundle", category=CATALOG),
+        MembershipPlanView(MembershipPlan, db, name="Membership plans", endpoint="membership_plan",
+                           category=CATALOG),
+        MembershipPoolView(MembershipPool, db, name="Membership pools", endpoint="membership_pool",
+                           category=EARNINGS),
         CommissionRuleView(CommissionRule, db, name="Commission rules", endpoint="commission_rule",
                            category=EARNINGS),
         PayoutView(name="Payouts", endpoint="payout", category=EARNINGS),

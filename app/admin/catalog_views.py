@@ -28,6 +28,8 @@ class ServiceEditView(StaffModelView):
     returns the row's id; this class commits, or rolls back and shows the error."""
 
     form: ClassVar[type[Any]]
+    # The refusals ``save`` may raise, shown to the staff member.
+    service_errors: ClassVar[tuple[type[Exception], ...]] = SERVICE_ERRORS
 
     def save(self, form: Any, row_id: int | None) -> int:
         raise NotImplementedError
@@ -51,7 +53,7 @@ class ServiceEditView(StaffModelView):
             db.session.rollback()
             flash(f"{form[error.field].label.text}: {error.message}", "error")
             return None
-        except SERVICE_ERRORS as error:
+        except self.service_errors as error:
             db.session.rollback()
             flash(error.message, "error")
             return None

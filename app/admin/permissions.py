@@ -49,6 +49,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # support's too, who hear first when the LMS missed a purchase.
     "platform_endpoint": ADMIN_ONLY,
     "platform_delivery": SUPPORT_AND_ADMIN,
+    # What is sold besides single courses: everyone on staff reads it (learners ask);
+    # prices are finance's to set. Each month's membership pool is instructors' earnings.
+    "bundle": STAFF,
+    "membership_plan": STAFF,
+    "membership_pool": FINANCE_AND_ADMIN,
 }
 
 ACTIONS: dict[tuple[str, str], frozenset[str]] = {
@@ -90,6 +95,10 @@ ACTIONS: dict[tuple[str, str], frozenset[str]] = {
     ("platform_endpoint", "rotate_secret"): ADMIN_ONLY,
     ("platform_endpoint", "reveal_secret"): ADMIN_ONLY,
     ("platform_delivery", "resend"): SUPPORT_AND_ADMIN,
+    ("bundle", "create"): FINANCE_AND_ADMIN,
+    ("bundle", "edit"): FINANCE_AND_ADMIN,
+    ("membership_plan", "create"): FINANCE_AND_ADMIN,
+    ("membership_plan", "edit"): FINANCE_AND_ADMIN,
 }
 
 

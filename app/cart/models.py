@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Column, CheckConstraint, ForeignKey, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -8,6 +9,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.catalog.models import Course
 from app.extensions import db
 from app.timeutil import system_now
+
+if TYPE_CHECKING:
+    from app.bundles.models import Bundle
 
 coupon_courses = Table(
     "coupon_courses",
@@ -37,10 +41,13 @@ class CartItem(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     cart_id: Mapped[int] = mapped_column(ForeignKey("carts.id"), index=True)
     course_id: Mapped[int] = mapped_column(ForeignKey("courses.id"))
+    # Added with this bundle (app/bundles): priced at its part of the bundle price.
+    bundle_id: Mapped[int | None] = mapped_column(ForeignKey("bundles.id"))
     added_at: Mapped[datetime] = mapped_column(default=system_now)
 
     cart: Mapped[Cart] = relationship(back_populates="items")
     course: Mapped[Course] = relationship()
+    bundle: Mapped[Bundle | None] = relationship()
 
 
 class Coupon(db.Model):

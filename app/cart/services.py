@@ -11,6 +11,8 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from app.audit.services import record
+from app.bundles.models import Bundle
+from app.bundles.services import BundleError, price_lines as bundle_price_lines, titles_of
 from app.cart.coupons import CouponError, check_coupon, find_coupon, normalize_code
 from app.cart.models import Cart, CartItem, Coupon
 from app.cart.pricing import PriceLine, Quote, quote
@@ -32,6 +34,10 @@ class CartView:
     quote: Quote
     coupon_code: str | None
     coupon_error: CouponError | None
+    # The bundle each course was added with (None: on its own), in the order of courses.
+    bundles: tuple[Bundle | None, ...] = ()
+    # Why bundles were taken out of the cart while it was read (staff changed them).
+    notice: str | None = None
 
 
 def tax_rate() -> Decimal:
@@ -60,10 +66,39 @@ def add_course(user_id: int, course_id: int) -> None:
     db.session.flush()
 
 
-def remove_course(user_id: int, course_id: int) -> None:
+def add_bundle(user_id: int, bundle_id: int) -> None:
+    """Put every course of a bundle in the cart, each marked as the bundle's.
+
+    Refused, naming the courses, when the learner owns one of them already or has one in
+    the cart: the bundle price is for the whole set (app/bundles/services.py)."""
+    bundle = db.session.get(Bundle, bundle_id)
+    if bundle is None or not bundle.is_published or not bundle.courses:
+        raise CartError("bundle_not_found", _l("This bundle does not exist."))
+    if any(not course.is_published for course in bundle.courses):
+        raise CartError("bundle_not_for_sale", _l("This bundle cannot be bought right now."))
+    owned_ids = owned_course_ids(user_id)
+    owned = [course for course in bundle.courses if course.id in owned_ids]
+    if owned:
+        raise CartError("bundle_course_owned", _l(
+            "You already own %(titles)s from this bundle, so it cannot be bought as a bundle. "
+            "Add the other courses one by one instead.", titles=titles_of(owned)))
     cart = cart_for(user_id)
+    in_cart = {item.course_id for item in cart.items}
+    clashing = [course for course in bundle.courses if course.id in in_cart]
+    if clashing:
+        raise CartError("bundle_course_in_cart", _l(
+            "%(titles)s is already in your cart; remove it first to buy this bundle.", titles=titles_of(clashing)))
+    for course in bundle.courses:
+        cart.items.append(CartItem(course_id=course.id, bundle_id=bundle.id))
+    db.session.flush()
+
+
+def remove_course(user_id: int, course_id: int) -> None:
+    """Take a course out of the cart; a course of a bundle takes its whole bundle out."""
+    cart = cart_for(user_id)
+    bundle_ids = {item.bundle_id for item in cart.items if item.course_id == course_id and item.bundle_id}
     for item in list(cart.items):
-        if item.course_id == course_id:
+        if item.course_id == course_id or (item.bundle_id is not None and item.bundle_id in bundle_ids):
             cart.items.remove(item)
     db.session.flush()
 
@@ -72,7 +107,7 @@ def apply_coupon(user_id: int, code: str) -> None:
     """Remember a coupon on the cart after checking it against the cart as it is now."""
     cart = cart_for(user_id)
     coupon = find_coupon(code)
-    check_coupon(coupon, user_id, price_lines(cart_courses(cart)), now())
+    check_coupon(coupon, user_id, cart_price_lines(cart), now())
     cart.coupon_code = coupon.code
     db.session.flush()
 
@@ -93,16 +128,38 @@ def cart_courses(cart: Cart) -> list[Course]:
     return [item.course for item in cart.items]
 
 
-def price_lines(courses: list[Course]) -> list[PriceLine]:
-    return [PriceLine(course.id, course.price_fen) for course in courses]
+def bundle_of(cart: Cart) -> dict[int, int]:
+    """Course id -> the bundle it was added with, for the courses added with one."""
+    return {item.course_id: item.bundle_id for item in cart.items if item.bundle_id is not None}
+
+
+def cart_price_lines(cart: Cart) -> list[PriceLine]:
+    """The cart's lines as checkout prices them: a bundle's courses at their parts of it."""
+    return bundle_price_lines(cart_courses(cart), bundle_of(cart))
+
+
+def _drop_changed_bundles(cart: Cart) -> str | None:
+    """Take out the courses of bundles no longer sold as they were added; returns why."""
+    try:
+        bundle_price_lines(cart_courses(cart), bundle_of(cart))
+    except BundleError as error:
+        stale = set(bundle_of(cart).values())
+        for item in list(cart.items):
+            if item.bundle_id in stale:
+                cart.items.remove(item)
+        db.session.flush()
+        return error.message
+    return None
 
 
 def view_cart(user_id: int) -> CartView:
     """The cart priced as checkout would price it; a coupon that stopped applying is shown
-    with its reason and left out of the price."""
+    with its reason and left out of the price. Bundles staff changed since they were
+    added are taken out, and the notice says so."""
     cart = cart_for(user_id)
+    notice = _drop_changed_bundles(cart) if bundle_of(cart) else None
     courses = cart_courses(cart)
-    lines = price_lines(courses)
+    lines = cart_price_lines(cart)
     discount = None
     coupon_error = None
     if cart.coupon_code and lines:
@@ -110,7 +167,9 @@ def view_cart(user_id: int) -> CartView:
             discount = check_coupon(find_coupon(cart.coupon_code), user_id, lines, now())
         except CouponError as error:
             coupon_error = error
-    return CartView(tuple(courses), quote(lines, tax_rate(), discount), cart.coupon_code, coupon_error)
+    bundles = tuple(item.bundle for item in cart.items)
+    return CartView(tuple(courses), quote(lines, tax_rate(), discount), cart.coupon_code, coupon_error,
+                    bundles, notice)
 
 
 # Staff edits of coupons (the back office). Audited in the same transaction.

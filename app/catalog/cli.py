@@ -6,11 +6,13 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from app.accounts.services import create_user, find_user
+from app.bundles.models import Bundle
 from app.cart.models import Coupon
 from app.catalog import demo_data
 from app.catalog.models import Course, Instructor, Lesson
 from app.earnings.rules import add_rule
 from app.extensions import db
+from app.membership.models import MembershipPlan
 
 
 def seed_demo() -> bool:
@@ -51,6 +53,11 @@ def seed_demo() -> bool:
         coupon = Coupon(**values)
         coupon.courses = [courses[slug] for slug in slugs]
         db.session.add(coupon)
+    for slug, title_zh, title_en, price, slugs in demo_data.BUNDLES:
+        db.session.add(Bundle(slug=slug, title_zh=title_zh, title_en=title_en, price_fen=price,
+                              courses=[courses[course_slug] for course_slug in slugs]))
+    for plan in demo_data.MEMBERSHIP_PLANS:
+        db.session.add(MembershipPlan(**plan))
     email, password, name = demo_data.DEMO_LEARNER
     if find_user(email) is None:
         create_user(email, password, name)

@@ -74,6 +74,20 @@ COUPONS = [
      "course_slugs": ["ui-design", "brand-identity", "ux-research"]},
 ]
 
+# (slug, zh title, en title, price fen, course slugs)
+BUNDLES = [
+    ("python-web-stack", "Python 全栈套餐", "Python Full-Stack Bundle", 39900,
+     ["python-basics", "flask-web", "postgres-internals"]),
+    ("design-starter", "设计入门套餐", "Design Starter Bundle", 29900, ["ui-design", "brand-identity", "ux-research"]),
+]
+
+MEMBERSHIP_PLANS = [
+    {"title_zh": "月度会员", "title_en": "Monthly membership", "price_fen": 9900, "period_days": 30,
+     "pool_bps": 5000},
+    {"title_zh": "年度会员", "title_en": "Yearly membership", "price_fen": 69900, "period_days": 365,
+     "pool_bps": 5000},
+]
+
 DEMO_LEARNER = ("learner@example.com", "learner-pass", "Demo Learner")
 # Logs in as the first instructor, to see earnings and statements.
 DEMO_INSTRUCTOR = ("teacher@example.com", "teacher-pass", "林晓 Lin Xiao")

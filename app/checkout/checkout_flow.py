@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 
 from app.cart import services as cart_services
-from app.checkout.models import TOPUP_TITLE, Order
+from app.checkout.models import MEMBERSHIP_TITLE, TOPUP_TITLE, Order
 from app.checkout.services import (
     IdempotencyConflict,
     OrderRequest,
@@ -34,8 +34,10 @@ def _issue_first_qr(order_id: int) -> None:
 
 def _subject(order: Order) -> str:
     titles = [line.title for line in order.lines]
-    if not titles:  # a top-up of the prepaid balance (app/wallet)
+    if order.kind == "topup":  # the prepaid balance (app/wallet): no course lines
         return TOPUP_TITLE
+    if order.kind == "membership":  # app/membership: no course lines either
+        return MEMBERSHIP_TITLE
     return titles[0] if len(titles) == 1 else f"{titles[0]} 等 {len(titles)} 门课程"
 
 
@@ -67,6 +69,7 @@ def checkout_cart(user_id: int, channel: str, use_balance: str = "none") -> str:
         coupon_code=cart.coupon_code,
         channel=channel,
         use_balance=use_balance,
+        bundle_of=tuple(cart_services.bundle_of(cart).items()),
     )
     placed = place(request)
     cart_services.clear_cart(user_id)

@@ -19,6 +19,7 @@ ORDER_STATUSES = ("pending", "paid", "partially_refunded", "refunded", "closed")
 # What a top-up is called where an order's title goes (the channel's subject, a receipt's
 # one item); in Chinese, as course titles are stored.
 TOPUP_TITLE = "余额充值"
+MEMBERSHIP_TITLE = "会员订阅"
 
 class Order(db.Model):
     __tablename__ = "orders"
@@ -33,7 +34,7 @@ class Order(db.Model):
         CheckConstraint("total_fen = subtotal_fen - discount_fen + tax_fen", name="total_fen"),
         # Prepaid balance (app/wallet): what of the total the balance paid, paid money and
         # bonus apart; the rest, if any, is the channel's. A top-up's bonus is its own.
-        CheckConstraint("kind IN ('course', 'topup')", name="kind"),
+        CheckConstraint("kind IN ('course', 'topup', 'membership')", name="kind"),
         CheckConstraint("wallet_paid_fen >= 0 AND wallet_bonus_fen >= 0"
                         " AND wallet_paid_fen + wallet_bonus_fen <= total_fen", name="wallet_fen"),
         CheckConstraint("topup_bonus_fen >= 0", name="topup_bonus_fen"),
@@ -59,7 +60,8 @@ class Order(db.Model):
     closed_at: Mapped[datetime | None]
     idempotency_key: Mapped[str | None] = mapped_column(String(100))
     request_fingerprint: Mapped[str | None] = mapped_column(String(64))
-    # ``topup`` orders have no lines: paying one credits the learner's balance.
+    # ``topup`` and ``membership`` orders have no lines: paying one credits the learner's
+    # balance (app/wallet), or opens every course for the plan's period (app/membership).
     kind: Mapped[str] = mapped_column(String(10), default="course", server_default="course")
     wallet_paid_fen: Mapped[int] = mapped_column(default=0, server_default="0")
     wallet_bonus_fen: Mapped[int] = mapped_column(default=0, server_default="0")
@@ -104,6 +106,9 @@ class OrderLine(db.Model):
     # line buys as sold (NULL: lifetime), a snapshot like the prices.
     kind: Mapped[str] = mapped_column(String(10), default="purchase", server_default="purchase")
     access_days: Mapped[int | None]
+    # Sold as part of this bundle (app/bundles): list_price_fen is then the course's part
+    # of the bundle price, not the course's own price.
+    bundle_id: Mapped[int | None] = mapped_column(ForeignKey("bundles.id"), index=True)
 
     order: Mapped[Order] = relationship(back_populates="lines")
     # For the course's English title: ``title`` keeps the Chinese one as sold.

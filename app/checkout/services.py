@@ -14,8 +14,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload, lazyload, selectinload
 
 from app.accounts.models import User
+from app.bundles.services import BundleError
+from app.bundles.services import price_lines as bundle_price_lines
 from app.cart.coupons import check_coupon, find_coupon, normalize_code, redeem
-from app.cart.pricing import PricedLine, PriceLine, quote
+from app.cart.pricing import PricedLine, quote
 from app.cart.services import tax_rate
 from app.catalog.models import Course
 from app.catalog.services import expired_course_ids, owned_course_ids
@@ -57,6 +59,8 @@ class OrderRequest:
     # The prepaid balance: "none", "full" (it pays everything) or "part" (as much as it
     # holds, the channel the rest); see app/wallet/spending.py.
     use_balance: str = "none"
+    # (course id, bundle id) of the courses taken as part of a bundle (app/bundles).
+    bundle_of: tuple[tuple[int, int], ...] = ()
 
 
 def new_order_no() -> str:
@@ -119,7 +123,10 @@ def place(request: OrderRequest) -> PlacedOrder:
     if waiting is not None:
         return PlacedOrder(waiting)
 
-    lines = [PriceLine(course.id, course.price_fen) for course in courses]
+    try:
+        lines = bundle_price_lines(courses, dict(request.bundle_of))
+    except BundleError as error:
+        raise CheckoutError(error.code, error.message) from None
     coupon = find_coupon(request.coupon_code) if request.coupon_code else None
     discount = check_coupon(coupon, request.user_id, lines, now()) if coupon else None
     priced = quote(lines, tax_rate(), discount)
@@ -155,8 +162,11 @@ def place(request: OrderRequest) -> PlacedOrder:
         wallet_bonus_fen=from_bonus,
     )
     by_id = {course.id: course for course in courses}
-    for line in priced.lines:
-        order.lines.append(sold_line(by_id[line.course_id], line, order.created_at))
+    bundle_of = dict(request.bundle_of)
+    for priced_line in priced.lines:
+        line = sold_line(by_id[priced_line.course_id], priced_line, order.created_at)
+        line.bundle_id = bundle_of.get(priced_line.course_id)
+        order.lines.append(line)
     db.session.add(order)
     db.session.flush()
     if coupon is not None:
@@ -170,6 +180,27 @@ def place(request: OrderRequest) -> PlacedOrder:
     # the order's row lock nor a count of the attempts before it (see `new_attempt`).
     attempt_id = add_attempt(order, request.channel, sequence=1)
     return PlacedOrder(order.id, attempt_id)
+
+
+def open_order(user_id: int, kind: str, subtotal_fen: int, tax_fen: int, channel: str) -> PlacedOrder:
+    """A pending order with no course lines, and its first payment attempt: for what is
+    sold without a course line (a membership, app/membership), which the caller records
+    against the returned order id in the same transaction. No coupon applies."""
+    if channel not in enabled_channels():
+        raise CheckoutError("unknown_channel", _l("This payment method is not available."))
+    total_fen = subtotal_fen + tax_fen
+    refusal = unavailable_reason(channel, total_fen)
+    if refusal is not None:
+        raise CheckoutError("channel_unavailable", refusal)
+    db.session.execute(select(User.id).where(User.id == user_id).with_for_update())
+    order = Order(
+        order_no=unused_order_no(), user_id=user_id, kind=kind, status="pending", subtotal_fen=subtotal_fen,
+        discount_fen=0, tax_fen=tax_fen, total_fen=total_fen,
+        expires_at=now() + timedelta(minutes=current_app.config["ORDER_TTL_MINUTES"]), created_at=now(),
+    )
+    db.session.add(order)
+    db.session.flush()
+    return PlacedOrder(order.id, add_attempt(order, channel, sequence=1))
 
 
 def sold_line(course: Course, priced: PricedLine, placed_at: datetime) -> OrderLine:
@@ -207,6 +238,8 @@ def _waiting_order(request: OrderRequest, courses: Sequence[Course]) -> int | No
     one purchase never has two QR codes waiting to be paid; one that shares only some
     courses is refused, naming it. An order past its deadline no longer counts."""
     wanted = {course.id for course in courses}
+    bundle_of = dict(request.bundle_of)
+    wanted_lines = {(course_id, bundle_of.get(course_id)) for course_id in wanted}
     waiting = db.session.scalars(
         select(Order)
         .join(OrderLine, OrderLine.order_id == Order.id)
@@ -219,7 +252,9 @@ def _waiting_order(request: OrderRequest, courses: Sequence[Course]) -> int | No
     ).all()
     coupon_code = normalize_code(request.coupon_code) if request.coupon_code else None
     for order in waiting:
-        if {line.course_id for line in order.lines} == wanted and order.coupon_code == coupon_code:
+        # The same courses bought the same way (one by one, or in the same bundle).
+        if {(line.course_id, line.bundle_id) for line in order.lines} == wanted_lines \
+                and order.coupon_code == coupon_code:
             _refuse_other_balance_use(order, request.use_balance)
             return order.id
     if waiting:

@@ -19,6 +19,7 @@ from app.earnings.models import Payout
 from app.extensions import db
 from app.ledger import accounts
 from app.ledger.models import JournalEntry, Posting
+from app.membership.statement_rows import pool_rows
 from app.money import allocate
 from app.payments.models import PaymentAttempt, Refund
 from app.timeutil import beijing
@@ -76,6 +77,8 @@ def _rows_for_entry(entry: JournalEntry, instructor_id: int) -> Iterable[Stateme
         yield from _line_rows(occurred_at, "refund", order, lines, refund.fee_fen or 0, instructor_id, -1)
     elif entry.kind == "release":
         return
+    elif entry.kind == "membership_pool":  # a month's membership pool shared out (app/membership)
+        yield from pool_rows(entry.id, instructor_id, occurred_at)
     elif entry.kind in ("payout", "payout_failed"):
         payout = db.session.get(Payout, _source_id(entry))
         pending, available = balance_change(entry, instructor_id)

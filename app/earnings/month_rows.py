@@ -44,7 +44,7 @@ SALE_KINDS = ("payment", "wallet_payment")
 def row_kind(entry_kind: str) -> str | None:
     """The kind of row a journal entry prints, as `activity.rows_for` decides it; None for
     a release, which moves money from pending to available and prints nothing."""
-    if entry_kind in SALE_KINDS:
+    if entry_kind in SALE_KINDS + ("membership_pool",):  # a membership month's pool is earned by sales too
         return "sale"
     if entry_kind == "refund":
         return "refund"

@@ -26,6 +26,9 @@ RULE_TEXT = (
     "Share = rate × (line amount − tax), rounded half up to the fen; co-authors split it "
     "by their agreed weights (largest remainder). Channel fees are borne by the platform. "
     "分成 = 分成比例 × (订单行金额 − 税额)，四舍五入到分；合著课程按约定权重分配。渠道手续费由平台承担。"
+    " Membership: each month's instructor pool is shared by the lessons members opened in each "
+    "course (largest remainder); in a month without opens it stays with the platform. "
+    "会员：每月分成池按会员打开各课程课时的次数分配；当月无人打开课时则归平台。"
 )
 MAX_REASON = 255
 MAX_WEIGHT = 10000

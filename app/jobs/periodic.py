@@ -22,6 +22,7 @@ from app.earnings.statements import instructors_due
 from app.extensions import db
 from app.jobs import enqueue
 from app.mail.services import due_message_ids
+from app.membership import pools as membership_pools
 from app.payments.models import InboxNotification, PaymentAttempt
 from app.payments.refunds import claim_refund, due_refund_ids
 from app.payments.registry import enabled_channels
@@ -126,6 +127,16 @@ def release_due_earnings() -> int:
     return len(order_ids)
 
 
+def share_membership_pools() -> int:
+    """Share out each ended month's membership pool (a few months at most: in the
+    ticker's own transaction, committed here)."""
+    periods = membership_pools.due_periods()
+    for period in periods:
+        membership_pools.share_month(period)
+    db.session.commit()
+    return len(periods)
+
+
 def close_due_statements() -> int:
     """Enqueue the closing of ended months that have no statement yet."""
     instructor_ids = instructors_due()
@@ -189,6 +200,7 @@ def tick() -> dict[str, int]:
         "orders_due": expire_due_orders(),
         "refunds_sent": send_due_refunds(),
         "earnings_released": release_due_earnings(),
+        "membership_pools": share_membership_pools(),  # before statements, which print them
         "statements_due": close_due_statements(),
         "access_reminders": remind_ending_access(),
         "mail_due": deliver_due_mail(),  # after the steps above, which may queue mail

@@ -20,6 +20,7 @@ from app import followups
 from app.extensions import db
 from app.ledger.fees import payment_fee
 from app.ledger.services import post_sale, post_unallocated_receipt
+from app.membership.services import start_membership
 from app.payments.channels.base import TradeState, TradeStatus
 from app.payments.models import OrphanPayment, PaymentAttempt
 from app.payments.refunds import open_system_refund
@@ -200,6 +201,8 @@ def _fulfil(
 ) -> None:
     if order.kind == "topup":
         post_topup(order, channel, attempt_id, fee_fen)  # credits the balance; no course
+    elif order.kind == "membership":
+        start_membership(order, channel, attempt_id, fee_fen)  # opens every course for its period
     else:
         post_sale(order, channel, attempt_id, fee_fen)
         grant_enrollments(order, enrollments)

@@ -19,7 +19,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.accounts.models import User
-from app.checkout.models import TOPUP_TITLE, Order
+from app.checkout.models import MEMBERSHIP_TITLE, TOPUP_TITLE, Order
 from app.extensions import db
 from app.payments.models import OrphanPayment, PaymentAttempt, Refund
 from app.receipts.canonical import beijing_iso, canonical_json, mask_email
@@ -126,6 +126,8 @@ def issue_payment_receipt(order_id: int) -> None:
     if order.kind == "topup":  # no lines: the one thing bought is balance
         items = [{"title": TOPUP_TITLE, "amount_fen": order.total_fen}]
         extra["bonus_fen"] = order.topup_bonus_fen
+    elif order.kind == "membership":  # no lines either: the one thing bought is the period
+        items = [{"title": MEMBERSHIP_TITLE, "amount_fen": order.total_fen}]
     _store(kind, order.id, settled.source_id,
            build_receipt(kind, order, email, settled, items, extra))
 
