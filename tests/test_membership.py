@@ -3,13 +3,13 @@ for its period; its instructor pool is spread over the months of the period and 
 month's part is shared between the courses by the lessons members opened, to the fen."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.accounts.services import create_user
-from app.catalog.models import Course, Lesson
+from app.catalog.models import Course, Enrollment, Lesson
 from app.catalog.services import record_lesson_view
 from app.checkout.models import Order
 from app.earnings import statements
@@ -22,8 +22,8 @@ from app.ledger import accounts
 from app.ledger.models import JournalEntry
 from app.ledger.services import balance, unbalanced_entry_ids
 from app.membership.models import Membership, MembershipPlan, MembershipPool, MembershipPoolShare
-from app.membership.pools import month_opens, monthly_parts, share_month
 from app.membership.ordering import place_membership_order
+from app.membership.pools import month_opens, monthly_parts, share_month
 from app.membership.services import MEMBERSHIP_POOL, MembershipError, is_member
 from app.membership.staff import PlanEditError, PlanValues, save_plan
 from app.payments.models import PaymentAttempt
@@ -181,6 +181,20 @@ def test_opens_of_a_bought_course_and_outside_the_period_do_not_count(app, clock
         lin_sale = (9900 * 7000 + 5000) // 10000
         assert owed(ids["lin"]) == (lin_sale, 0)
         assert owed(ids["ada"]) == (0, 100)
+
+
+def test_opens_of_a_bought_course_whose_access_had_ended_count_for_the_membership(app, clock):
+    with app.app_context():
+        ids = _world()
+        learner = make_learner()
+        clock.current = NOVEMBER_20
+        sell(learner, [ids["a"]])
+        db.session.execute(update(Enrollment).values(expires_at=NOVEMBER_20 + timedelta(days=1)))
+        _buy(learner, ids["plan"])
+        _open(learner, ids["a"], 1)  # still the purchase's days
+        clock.current = NOVEMBER_20 + timedelta(days=2)
+        _open(learner, ids["a"], 2)  # the purchase has ended: the membership opens it
+        assert month_opens("2026-11") == [(ids["a"], 2)]
 
 
 def test_a_period_bought_while_one_runs_follows_it(app, clock):

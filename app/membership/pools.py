@@ -67,7 +67,8 @@ def month_pool_fen(period: str) -> int:
 
 def month_opens(period: str) -> list[tuple[int, int]]:
     """(course id, lessons opened) in the month by members during their membership, in
-    courses they held no enrollment in at the time; by course id."""
+    courses they held no enrollment in at the time (none, one refunded, or one whose
+    access had ended); by course id."""
     start, end = period_start(period), period_end(period)
     member_then = exists().where(
         Membership.user_id == LessonView.user_id, Membership.starts_at <= LessonView.opened_at,
@@ -75,7 +76,9 @@ def month_opens(period: str) -> list[tuple[int, int]]:
     enrolled_then = exists().where(
         Enrollment.user_id == LessonView.user_id, Enrollment.course_id == LessonView.course_id,
         Enrollment.granted_at <= LessonView.opened_at,
-        or_(Enrollment.revoked_at.is_(None), Enrollment.revoked_at > LessonView.opened_at))
+        or_(Enrollment.revoked_at.is_(None), Enrollment.revoked_at > LessonView.opened_at),
+        # A purchase whose access period had ended opened nothing: the membership did.
+        or_(Enrollment.expires_at.is_(None), Enrollment.expires_at > LessonView.opened_at))
     rows = db.session.execute(
         select(LessonView.course_id, func.count(LessonView.id))
         .where(and_(LessonView.opened_at >= start, LessonView.opened_at < end), member_then, ~enrolled_then)
