@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable
 import pytest
 import requests
 
-from tests.e2e.staff import log_in
+from tests.e2e.staff import approve_refund, ask_for_refund, log_in
 from tests.e2e.test_live_purchase import TIMEOUT, buy_two_courses, pay_with_phone, post_form, wait_until_paid
 from tests.e2e.test_live_refund import SUPPORT_EMAIL, SUPPORT_PASSWORD, order_status
 from tests.e2e.test_live_wechat import database_rows
@@ -82,15 +82,10 @@ def test_a_paid_order_and_its_refund_are_mailed_once_each(live_site: LiveSite) -
         for course in purchase.courses:
             assert course["title_en"] in body  # the site's default language here is English
 
-        refund_page = browser.get(site.url(f"/orders/{purchase.order_no}/refund"), timeout=TIMEOUT)
-        asked = post_form(browser, refund_page, f"/orders/{purchase.order_no}/refund", reason="Not for me")
-        assert asked.status_code == 302, asked.text
+        ask_for_refund(site, browser, purchase.order_no)
         wait_for("the refund request's receipt", lambda: len(mails(site)) == 2)
         log_in(site, support, SUPPORT_EMAIL, SUPPORT_PASSWORD)
-        [(refund_id,)] = database_rows(site, "SELECT id FROM refunds")
-        detail = support.get(site.url(f"/admin/refund/details/?id={refund_id}"), timeout=TIMEOUT)
-        approved = post_form(support, detail, f"/admin/refund/{refund_id}/approve", reason="Within the window")
-        assert approved.status_code == 302, approved.text
+        approve_refund(site, support, purchase.order_no)
         wait_for("the refund", lambda: order_status(site, browser, purchase.order_no) == "refunded")
         wait_for("the refund's success e-mail", lambda: len(mails(site)) == 3)
         outbox = support.get(site.url("/admin/outbox/"), timeout=TIMEOUT)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable
 import pytest
 import requests
 
-from tests.e2e.staff import log_in
+from tests.e2e.staff import approve_refund, ask_for_refund, log_in
 from tests.e2e.test_live_purchase import TIMEOUT, buy_two_courses, element_text, pay_with_phone, post_form, \
     wait_until_paid
 from tests.e2e.test_live_refund import order_status
@@ -119,14 +119,8 @@ def test_signed_events_reach_the_platform_and_bad_ones_are_refused(live_site: Li
         assert sorted(event["data"]["course_id"] for event in by_type["enrollment.granted"]) == course_ids
 
         # The refund; the receiver is down (500) for the whole (shortened) schedule.
-        refund_page = browser.get(site.url(f"/orders/{purchase.order_no}/refund"), timeout=TIMEOUT)
-        asked = post_form(browser, refund_page, f"/orders/{purchase.order_no}/refund", reason="Not for me")
-        assert asked.status_code == 302, asked.text
-        [(refund_id,)] = database_rows(site, "SELECT r.id FROM refunds r JOIN orders o ON o.id = r.order_id"
-                                       " WHERE o.order_no = :order_no", order_no=purchase.order_no)
-        detail = admin.get(site.url(f"/admin/refund/details/?id={refund_id}"), timeout=TIMEOUT)
-        approved = post_form(admin, detail, f"/admin/refund/{refund_id}/approve", reason="Within the window")
-        assert approved.status_code == 302, approved.text
+        ask_for_refund(site, browser, purchase.order_no)
+        approve_refund(site, admin, purchase.order_no)
         deadline = time.monotonic() + WITHIN_SECONDS
         while order_status(site, browser, purchase.order_no) != "refunded":
             assert time.monotonic() < deadline, "the refund did not complete"

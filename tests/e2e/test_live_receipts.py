@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from tests.alipay_oracle import notification_fields, signed_body
-from tests.e2e.staff import log_in
+from tests.e2e.staff import approve_refund, ask_for_refund, log_in
 from tests.e2e.test_live_purchase import (
     TIMEOUT,
     buy_two_courses,
@@ -162,17 +162,9 @@ def test_a_refund_yields_a_refund_receipt(live_site: LiveSite) -> None:
                "--name", "Sam Support", "--password", SUPPORT_PASSWORD)
     with requests.Session() as browser, requests.Session() as support:
         order_no, total_fen = paid_receipt(site, browser, "wechat")
-        refund_page = browser.get(site.url(f"/orders/{order_no}/refund"), timeout=TIMEOUT)
-        asked = post_form(browser, refund_page, f"/orders/{order_no}/refund", reason="Not for me")
-        assert asked.status_code == 302, asked.text
-
+        ask_for_refund(site, browser, order_no)
         log_in(site, support, SUPPORT_EMAIL, SUPPORT_PASSWORD)
-        [(refund_id,)] = database_rows(
-            site, "SELECT r.id FROM refunds r JOIN orders o ON o.id = r.order_id WHERE o.order_no = :order_no",
-            order_no=order_no)
-        detail = support.get(site.url(f"/admin/refund/details/?id={refund_id}"), timeout=TIMEOUT)
-        approved = post_form(support, detail, f"/admin/refund/{refund_id}/approve", reason="Within the window")
-        assert approved.status_code == 302, approved.text
+        approve_refund(site, support, order_no)
         deadline = time.monotonic() + WITHIN_SECONDS
         while order_status(site, browser, order_no) != "refunded":
             assert time.monotonic() < deadline, "the refund did not complete"

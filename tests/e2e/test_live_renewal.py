@@ -15,6 +15,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from tests.e2e.staff import approve_refund, ask_for_refund
 from tests.e2e.test_live_purchase import TIMEOUT, Purchase, pay_with_phone, post_form, wait_until_paid
 from tests.e2e.test_live_refund import SUPPORT_EMAIL, SUPPORT_PASSWORD, log_in, order_status
 from tests.e2e.test_live_wechat import database_rows
@@ -182,14 +183,8 @@ def test_a_time_limited_course_is_reminded_renewed_from_its_end_and_renewed_afte
 def refund_in_full(site: LiveSite, browser: requests.Session, support: requests.Session, order_no: str) -> None:
     """The learner asks for the whole order back, support approves in /admin, the job
     refunds at the emulator."""
-    refund_page = browser.get(site.url(f"/orders/{order_no}/refund"), timeout=TIMEOUT)
-    asked = post_form(browser, refund_page, f"/orders/{order_no}/refund", reason="No longer needed")
-    assert asked.status_code == 302, asked.text
-    [(refund_id,)] = database_rows(
-        site, "SELECT r.id FROM refunds r JOIN orders o ON o.id = r.order_id WHERE o.order_no = :n", n=order_no)
-    detail = support.get(site.url(f"/admin/refund/details/?id={refund_id}"), timeout=TIMEOUT)
-    approved = post_form(support, detail, f"/admin/refund/{refund_id}/approve", reason="policy ok")
-    assert approved.status_code == 302, approved.text
+    ask_for_refund(site, browser, order_no, reason="No longer needed")
+    approve_refund(site, support, order_no, reason="policy ok")
     deadline = time.monotonic() + 20
     while order_status(site, browser, order_no) != "refunded":
         assert time.monotonic() < deadline, "the refund did not complete"

@@ -14,11 +14,12 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 from typing import TYPE_CHECKING
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
+from tests.e2e.staff import approve_refund, ask_for_refund
 from tests.e2e.test_live_purchase import (
     TIMEOUT,
     Purchase,
@@ -117,17 +118,9 @@ def test_a_learner_tops_up_pays_from_the_balance_and_gets_a_refund_back_into_it(
         pay_with_phone(site, browser, Purchase(mixed, other_fen - left_fen, []), channel="wechat")
         wait_until_paid(site, browser, mixed)
 
-        refund_page = browser.get(site.url(f"/orders/{mixed}/refund"), timeout=TIMEOUT)
-        asked = post_form(browser, refund_page, f"/orders/{mixed}/refund", reason="Not for me")
-        assert asked.status_code == 302, asked.text
+        ask_for_refund(site, browser, mixed)
         log_in(site, support, SUPPORT_EMAIL, SUPPORT_PASSWORD)
-        [(refund_id,)] = database_rows(
-            site, "SELECT r.id FROM refunds r JOIN orders o ON o.id = r.order_id WHERE o.order_no = :order_no",
-            order_no=mixed)
-        detail = support.get(site.url(f"/admin/refund/details/?id={refund_id}"), timeout=TIMEOUT)
-        approved = post_form(support, detail, f"/admin/refund/{refund_id}/approve", reason="Within the window")
-        assert approved.status_code == 302, approved.text
-        assert support.get(urljoin(detail.url, approved.headers["Location"]), timeout=TIMEOUT).ok
+        approve_refund(site, support, mixed)
         deadline = time.monotonic() + REFUNDED_WITHIN_SECONDS
         while order_status(site, browser, mixed) != "refunded":
             assert time.monotonic() < deadline, "the refund did not complete"
