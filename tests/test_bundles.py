@@ -190,6 +190,52 @@ def test_a_bundle_staff_changed_leaves_the_cart_with_a_notice_and_is_refused_at_
         assert view.courses == () and "has changed" in view.notice
 
 
+def _second_bundle(ids: dict[str, int]) -> int:
+    extra = make_course_of(ids["ada"], 3000, "extra")
+    other = Bundle(slug="other", title_zh="其他套餐", title_en="Other bundle", price_fen=6000)
+    other.courses = [db.session.get(Course, ids["solo"]), db.session.get(Course, extra)]
+    db.session.add(other)
+    db.session.commit()
+    return other.id
+
+
+def _change_first_bundle(ids: dict[str, int]) -> None:
+    bundle = db.session.get(Bundle, ids["bundle"])
+    bundle.courses = bundle.courses[:2]  # staff take course c out of it
+    db.session.commit()
+
+
+def test_a_changed_bundle_leaves_the_cart_and_the_other_bundles_stay(app):
+    with app.app_context():
+        ids = _catalog()
+        other = _second_bundle(ids)
+        learner = make_learner()
+        cart.add_bundle(learner, ids["bundle"])
+        cart.add_bundle(learner, other)
+        db.session.commit()
+        _change_first_bundle(ids)
+        view = cart.view_cart(learner)
+        assert "Stack bundle" in str(view.notice) and "Other bundle" not in str(view.notice)
+        assert {item.bundle_id for item in db.session.scalars(select(CartItem))} == {other}
+
+
+def test_a_coupon_entered_after_a_bundle_changed_is_answered_not_crashed(app, client):
+    with app.app_context():
+        ids = _catalog()
+        make_coupon("TEN")
+        learner = make_learner()
+        cart.add_bundle(learner, ids["bundle"])
+        db.session.commit()
+        _change_first_bundle(ids)
+    login(client)
+    answered = client.post("/cart/coupon", data={"code": "TEN"})
+    assert answered.status_code == 302
+    page = client.get("/cart/").text
+    assert "has changed" in page
+    with app.app_context():
+        assert db.session.scalars(select(CartItem)).all() == []
+
+
 def test_the_web_flow_adds_the_bundle_and_checks_out_its_lines(app, client):
     with app.app_context():
         ids = _catalog()

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, update
 
 from app.accounts.services import create_user
-from app.catalog.models import Course, Enrollment, Lesson
+from app.catalog.models import Course, Enrollment, Instructor, Lesson
 from app.catalog.services import record_lesson_view
 from app.checkout.models import Order
 from app.earnings import statements
@@ -57,9 +57,13 @@ def _buy(learner: int, plan_id: int) -> int:
     return order_id
 
 
-def _open(learner: int, course_id: int, times: int) -> None:
-    lesson = db.session.scalar(select(Lesson).where(Lesson.course_id == course_id))
-    for _ in range(times):
+def _open(learner: int, course_id: int, lessons: int) -> None:
+    """The learner opens the course's first ``lessons`` lessons (made as needed)."""
+    course = db.session.get(Course, course_id)
+    while len(course.lessons) < lessons:
+        course.lessons.append(Lesson(position=len(course.lessons) + 1, title_zh="课", title_en="Lesson"))
+    db.session.flush()
+    for lesson in sorted(course.lessons, key=lambda lesson: lesson.position)[:lessons]:
         record_lesson_view(learner, lesson)
     db.session.commit()
 
@@ -195,6 +199,24 @@ def test_opens_of_a_bought_course_whose_access_had_ended_count_for_the_membershi
         clock.current = NOVEMBER_20 + timedelta(days=2)
         _open(learner, ids["a"], 2)  # the purchase has ended: the membership opens it
         assert month_opens("2026-11") == [(ids["a"], 2)]
+
+
+def test_reopening_a_lesson_and_an_authors_own_opens_move_nothing(app, clock):
+    with app.app_context():
+        ids = _world()
+        member = make_learner()
+        author = create_user("lin@example.com", "correct-horse", "Lin")
+        db.session.get(Instructor, ids["lin"]).user_id = author
+        db.session.commit()
+        clock.current = NOVEMBER_20
+        _buy(member, ids["plan"])
+        _buy(author, ids["plan"])
+        for _ in range(3):
+            _open(member, ids["a"], 1)  # one lesson, opened three times: one open
+        _open(member, ids["b"], 2)
+        _open(author, ids["a"], 2)  # Lin's own course
+        _open(author, ids["c"], 1)
+        assert month_opens("2026-11") == [(ids["a"], 1), (ids["b"], 2), (ids["c"], 1)]
 
 
 def test_a_period_bought_while_one_runs_follows_it(app, clock):

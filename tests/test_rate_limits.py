@@ -184,16 +184,24 @@ def test_qr_codes_are_limited_per_learner_across_checkout_switch_retry_and_the_a
     assert checkout(other, [first])
 
 
-@pytest.mark.app_config(RATELIMIT_QR_PER_USER="1 per minute")
-def test_top_ups_share_the_qr_code_budget(app, client):
+@pytest.mark.app_config(RATELIMIT_QR_PER_USER="2 per minute")
+def test_top_ups_and_memberships_share_the_qr_code_budget(app, client):
+    from app.membership.models import MembershipPlan
+
     with app.app_context():
         make_learner("ann@example.com")
+        plan = MembershipPlan(title_zh="月度会员", title_en="Monthly", price_fen=9900, period_days=30, pool_bps=5000)
+        db.session.add(plan)
         db.session.commit()
+        plan_id = plan.id
     login(client, "ann@example.com")
     assert client.post("/wallet/topup", data={"amount": "100", "channel": "alipay"}).status_code == 302
+    assert client.post(f"/membership/{plan_id}/buy", data={"channel": "alipay"}).status_code == 302
     with app.app_context():
         made = attempts()
     assert_limited(client.post("/wallet/topup", data={"amount": "200", "channel": "alipay"}),
+                   "Too many payment QR codes requested.")
+    assert_limited(client.post(f"/membership/{plan_id}/buy", data={"channel": "wechat"}),
                    "Too many payment QR codes requested.")
     with app.app_context():
         assert attempts() == made

@@ -403,3 +403,30 @@ def test_a_renewals_refund_page_counts_only_lessons_opened_in_the_days_it_bought
             return line.lessons_opened
 
     assert (opened(purchase_no), opened(renewal_no)) == (2, 1)
+
+
+def test_no_renewal_while_a_refund_of_the_purchase_is_under_way(app, client, clock):
+    purchase_no = bought(app, client, clock)
+    assert client.post(f"/orders/{purchase_no}/refund", data={"reason": "changed my mind"}).status_code == 302
+    refused = renew(client)
+    assert refused.status_code == 302 and refused.headers["Location"].endswith("/courses/limited")
+    assert "A refund of this course is under way" in client.get(refused.headers["Location"]).text
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Order.id))) == 1
+
+
+def test_a_member_whose_purchase_ended_is_not_offered_a_renewal(app, client, clock):
+    from app.membership.models import MembershipPlan
+
+    bought(app, client, clock)
+    clock.advance(days=DAYS + 1)
+    assert "data-renew" in client.get("/courses/limited").text
+    with app.app_context():
+        plan = MembershipPlan(title_zh="月度会员", title_en="Monthly", price_fen=9900, period_days=30, pool_bps=5000)
+        db.session.add(plan)
+        db.session.commit()
+        plan_id = plan.id
+    pay(app, renewal_order_no(client.post(f"/membership/{plan_id}/buy", data={"channel": "alipay"})))
+    page = client.get("/courses/limited").text
+    assert "data-renew" not in page and "Open to you with your membership" in page
+    assert client.get("/courses/limited/lessons/1").status_code == 200

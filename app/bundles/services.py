@@ -24,7 +24,7 @@ from app.cart.pricing import PriceLine
 from app.catalog.models import Course
 from app.errors import ServiceError
 from app.extensions import db
-from app.i18n import current_language
+from app.i18n import in_reader_language
 from app.money import allocate
 
 
@@ -51,11 +51,6 @@ def parts_of(bundle: Bundle) -> dict[int, int]:
     """Course id -> that course's part of the bundle price."""
     parts = course_parts(bundle.price_fen, [course.price_fen for course in bundle.courses])
     return {course.id: part for course, part in zip(bundle.courses, parts)}
-
-
-def in_reader_language(zh: str, en: str) -> LazyString:
-    """Text held in both languages, chosen when the message around it is read."""
-    return LazyString(lambda: en if current_language() == "en" else zh)
 
 
 def titles_of(courses: Sequence[Course]) -> LazyString:

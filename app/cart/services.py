@@ -139,17 +139,21 @@ def cart_price_lines(cart: Cart) -> list[PriceLine]:
 
 
 def _drop_changed_bundles(cart: Cart) -> str | None:
-    """Take out the courses of bundles no longer sold as they were added; returns why."""
-    try:
-        bundle_price_lines(cart_courses(cart), bundle_of(cart))
-    except BundleError as error:
-        stale = set(bundle_of(cart).values())
-        for item in list(cart.items):
-            if item.bundle_id in stale:
+    """Take out the courses of bundles no longer sold as they were added (each bundle
+    checked on its own: the others stay); returns why, or None."""
+    reasons = []
+    for bundle_id in sorted(set(bundle_of(cart).values())):
+        items = [item for item in cart.items if item.bundle_id == bundle_id]
+        try:
+            bundle_price_lines([item.course for item in items], {item.course_id: bundle_id for item in items})
+        except BundleError as error:
+            reasons.append(str(error.message))
+            for item in items:
                 cart.items.remove(item)
-        db.session.flush()
-        return error.message
-    return None
+    if not reasons:
+        return None
+    db.session.flush()
+    return " ".join(reasons)
 
 
 def view_cart(user_id: int) -> CartView:

@@ -7,6 +7,7 @@ from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
 from app.accounts.forms import EmptyForm
+from app.bundles.services import BundleError
 from app.cart import services
 from app.cart.coupons import CouponError
 from app.cart.forms import CheckoutForm, CouponForm
@@ -70,7 +71,7 @@ def apply_coupon() -> Response:
         return redirect(url_for("cart.view"))
     try:
         services.apply_coupon(current_user.id, form.code.data)
-    except CouponError as error:
+    except (CouponError, BundleError) as error:  # a bundle staff changed meanwhile: the cart drops it
         flash(error.message, "error")
     else:
         db.session.commit()

@@ -49,7 +49,7 @@ def _new_order_subject(placed: PlacedOrder) -> str | None:
     return _subject(db.session.get(Order, placed.order_id))
 
 
-def _issue_placed_qr(placed: PlacedOrder, subject: str | None) -> None:
+def issue_placed_qr(placed: PlacedOrder, subject: str | None) -> None:
     """After the commit: a new order's attempt is the one just made, so nothing is read
     back for it (`issue_qr` re-reads the attempt itself); an order placed earlier gets
     its QR code only if it still lacks one."""
@@ -76,7 +76,7 @@ def checkout_cart(user_id: int, channel: str, use_balance: str = "none") -> str:
     subject = _new_order_subject(placed)
     order_no = db.session.get(Order, placed.order_id).order_no  # in the session: no query
     db.session.commit()
-    _issue_placed_qr(placed, subject)
+    issue_placed_qr(placed, subject)
     return order_no
 
 
@@ -97,7 +97,7 @@ def checkout_request(request: OrderRequest) -> int:
         if existing.request_fingerprint != request.fingerprint:
             raise IdempotencyConflict() from None
         placed, subject = PlacedOrder(existing.id), None
-    _issue_placed_qr(placed, subject)
+    issue_placed_qr(placed, subject)
     return placed.order_id
 
 

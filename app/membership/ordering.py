@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from app.accounts.models import User
 from app.checkout.models import Order
 from app.checkout.services import PlacedOrder, open_order
 from app.extensions import db
@@ -20,6 +21,9 @@ def place_membership_order(user_id: int, plan_id: int, channel: str) -> PlacedOr
     plan = db.session.get(MembershipPlan, plan_id)
     if plan is None or not plan.is_active:
         raise MembershipError("plan_not_found", _l("This membership plan is not available."))
+    # Serialise one learner's checkouts before looking for a waiting order, as cart
+    # checkout does: a double click must not open two orders with two QR codes.
+    db.session.execute(select(User.id).where(User.id == user_id).with_for_update())
     waiting = db.session.scalar(
         select(Order.id).join(Membership, Membership.order_id == Order.id)
         .where(Membership.user_id == user_id, Membership.plan_id == plan_id, Order.status == "pending",

@@ -24,9 +24,10 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select, union_all
 
-from app.catalog.models import Course, Enrollment, LessonView
+from app.catalog.models import Course, Enrollment, Instructor, LessonView
+from app.earnings.models import CourseAuthor
 from app.earnings.periods import period_end, period_of, period_start, periods_between, previous_period
 from app.earnings.rules import authors_of
 from app.extensions import db
@@ -68,7 +69,12 @@ def month_pool_fen(period: str) -> int:
 def month_opens(period: str) -> list[tuple[int, int]]:
     """(course id, lessons opened) in the month by members during their membership, in
     courses they held no enrollment in at the time (none, one refunded, or one whose
-    access had ended); by course id."""
+    access had ended); by course id.
+
+    An open is a distinct (member, lesson) in the month: reloading a lesson, or opening it
+    again next week, moves no money. Opens by the course's own authors do not count, or
+    an instructor could buy a membership and steer the pool to their course.
+    """
     start, end = period_start(period), period_end(period)
     member_then = exists().where(
         Membership.user_id == LessonView.user_id, Membership.starts_at <= LessonView.opened_at,
@@ -79,11 +85,22 @@ def month_opens(period: str) -> list[tuple[int, int]]:
         or_(Enrollment.revoked_at.is_(None), Enrollment.revoked_at > LessonView.opened_at),
         # A purchase whose access period had ended opened nothing: the membership did.
         or_(Enrollment.expires_at.is_(None), Enrollment.expires_at > LessonView.opened_at))
+    authors = union_all(  # (course, user) of each course's instructor and co-authors
+        select(Course.id.label("course_id"), Instructor.user_id)
+        .join(Instructor, Instructor.id == Course.instructor_id),
+        select(CourseAuthor.course_id, Instructor.user_id)
+        .join(Instructor, Instructor.id == CourseAuthor.instructor_id),
+    ).subquery()
+    own_author = exists().where(authors.c.course_id == LessonView.course_id, authors.c.user_id == LessonView.user_id)
+    opened = (
+        select(LessonView.course_id, LessonView.user_id, LessonView.lesson_id)
+        .where(and_(LessonView.opened_at >= start, LessonView.opened_at < end), member_then, ~enrolled_then,
+               ~own_author)
+        .distinct()
+        .subquery()
+    )
     rows = db.session.execute(
-        select(LessonView.course_id, func.count(LessonView.id))
-        .where(and_(LessonView.opened_at >= start, LessonView.opened_at < end), member_then, ~enrolled_then)
-        .group_by(LessonView.course_id)
-        .order_by(LessonView.course_id)
+        select(opened.c.course_id, func.count()).group_by(opened.c.course_id).order_by(opened.c.course_id)
     )
     return [(course_id, count) for course_id, count in rows]
 

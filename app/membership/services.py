@@ -17,8 +17,9 @@ from decimal import Decimal
 
 from sqlalchemy import Select, func, select
 
+from app.accounts.models import User
 from app.cart.services import tax_rate
-from app.checkout.models import MEMBERSHIP_TITLE, Order
+from app.checkout.models import Order
 from app.errors import ServiceError
 from app.extensions import db
 from app.ledger import accounts
@@ -30,8 +31,6 @@ from app.timeutil import now
 # Membership money owed to instructors and not yet shared out by month: a liability.
 MEMBERSHIP_POOL = "membership:instructor_pool"
 SALE_ENTRY = "membership_sale"
-# What the channel shows the payer for a membership order (it has no course titles).
-QR_SUBJECT = MEMBERSHIP_TITLE  # what the channel shows the payer
 
 
 class MembershipError(ServiceError):
@@ -81,6 +80,9 @@ def start_membership(order: Order, channel: str, attempt_id: int, fee_fen: int) 
     if membership is None:
         raise LookupError(f"order {order.order_no} has no course lines and no membership")
     paid_at = order.paid_at or now()
+    # The learner's lock: two of their memberships paid at once must not both start
+    # after the same running one (they would cover the same days).
+    db.session.execute(select(User.id).where(User.id == order.user_id).with_for_update())
     running_until = db.session.scalar(
         select(func.max(Membership.ends_at)).where(Membership.user_id == order.user_id,
                                                    Membership.id != membership.id))

@@ -11,7 +11,8 @@ from app.checkout.models import Order
 from app.checkout.services import CheckoutError
 from app.extensions import db
 from app.membership.flow import checkout_membership
-from app.membership.services import MembershipError, active_plans, current_membership, member_until
+from app.membership.services import MembershipError, active_plans, current_membership, member_until, \
+    membership_price
 from app.payments.registry import channel_options, enabled_channels
 
 bp = Blueprint("membership", __name__, url_prefix="/membership")
@@ -21,7 +22,8 @@ bp = Blueprint("membership", __name__, url_prefix="/membership")
 def plans() -> str:
     plans = active_plans()
     form = CheckoutForm()
-    form.offer_channels(channel_options(min((plan.price_fen for plan in plans), default=1)))
+    # Offered by what the cheapest plan costs with tax, as its order will charge.
+    form.offer_channels(channel_options(min((sum(membership_price(plan)) for plan in plans), default=1)))
     signed_in = current_user.is_authenticated
     return render_template(
         "membership/plans.html", plans=plans, form=form,

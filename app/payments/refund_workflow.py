@@ -110,7 +110,7 @@ def refund_policy(order_id: int) -> RefundPolicy:
     if order.kind == "topup":
         problem = _l("A top-up stays in your balance; it is not refunded here.")
     elif order.kind == "membership":
-        problem = _l("A membership is not refunded here; please contact support.")
+        problem = _l("A membership is not refundable.")
     elif order.status not in REFUNDABLE_ORDER_STATUSES or order.paid_at is None:
         problem = _l("Only a paid order can be refunded.")
     else:

@@ -16,6 +16,7 @@ from app.catalog.models import Course
 from app.checkout.models import Order, OrderLine
 from app.checkout.services import CheckoutError, PlacedOrder, add_attempt, sold_line, unused_order_no
 from app.extensions import db
+from app.payments.models import Refund, RefundLine
 from app.payments.registry import enabled_channels, unavailable_reason
 from app.renewal.services import held_enrollment, renewal_price_fen
 from app.timeutil import now
@@ -31,9 +32,25 @@ def renewable_course(user_id: int, course_id: int) -> Course:
         raise CheckoutError("course_not_owned", _l("You do not own this course."))
     # The learner's own access counts, not only the course's: one bought while the course
     # was for life stays for life when staff later limit the course.
+    if _purchase_refund_open(user_id, course_id):
+        # The refund would end access, and with it the days this renewal would add.
+        raise CheckoutError("refund_open", _l("A refund of this course is under way; it cannot be renewed meanwhile."))
     if course.access_days is None or held.expires_at is None:
         raise CheckoutError("lifetime_access", _l("This course gives lifetime access; there is nothing to renew."))
     return course
+
+
+def _purchase_refund_open(user_id: int, course_id: int) -> bool:
+    """Whether a refund of the learner's purchase of the course is asked for or on its way."""
+    return db.session.scalar(
+        select(Refund.id)
+        .join(RefundLine, RefundLine.refund_id == Refund.id)
+        .join(OrderLine, OrderLine.id == RefundLine.order_line_id)
+        .join(Order, Order.id == OrderLine.order_id)
+        .where(Order.user_id == user_id, OrderLine.course_id == course_id, OrderLine.kind == "purchase",
+               Refund.status.in_(("requested", "approved", "processing", "failed")))
+        .limit(1)
+    ) is not None
 
 
 def place_renewal(user_id: int, course_id: int, channel: str) -> PlacedOrder:

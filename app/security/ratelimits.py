@@ -95,8 +95,8 @@ REGISTER_ADDRESS = Guard("RATELIMIT_REGISTER_PER_ADDRESS", by_address,
 REGISTER_ACCOUNT = Guard("RATELIMIT_REGISTER_PER_ACCOUNT", by_submitted_account,
                          _l("Too many registrations for this e-mail address."))
 COUPON = Guard("RATELIMIT_COUPON_PER_USER", by_user, _l("Too many coupon codes tried."))
-# Checkout, a new QR code, another channel, an API order, a top-up and a renewal each ask
-# the channel for a QR code: one budget for all of them.
+# Checkout, a new QR code, another channel, an API order, a top-up, a renewal and a
+# membership each ask the channel for a QR code: one budget for all of them.
 QR_CODE = Guard("RATELIMIT_QR_PER_USER", by_payer, _l("Too many payment QR codes requested."), scope="qr-code")
 RECEIPT_VERIFY = Guard("RATELIMIT_RECEIPT_VERIFY_PER_ADDRESS", by_address,
                        _l("Too many receipts checked from your network."))
@@ -113,6 +113,7 @@ ROUTE_LIMITS: dict[str, tuple[Guard, ...]] = {
     "api.create_order": (QR_CODE,),
     "wallet.topup": (QR_CODE,),
     "renewal.renew": (QR_CODE,),
+    "membership.buy": (QR_CODE,),
     "receipts.verify": (RECEIPT_VERIFY,),
 }
 # Blueprint → one budget for every request to it, whatever the route and method.
