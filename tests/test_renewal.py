@@ -278,20 +278,28 @@ def test_the_migration_refuses_a_downgrade_that_would_make_limited_access_lifeti
         learner_id = make_learner("ann@example.com")
         enrollment = Enrollment(user_id=learner_id, course_id=course_id, expires_at=datetime(2027, 1, 1))
         db.session.add(enrollment)
-        db.session.commit()
+        db.session.flush()
         enrollment_id = enrollment.id
-        db.engine.dispose()
+        db.session.commit()
+        release_connections()
     refused = runner.invoke(args=["db", "downgrade", BEFORE_RENEWAL])
     assert refused.exit_code != 0 and "enrollments end" in refused.output
     with migrated.app_context():
         assert db.session.get(Enrollment, enrollment_id).expires_at is not None  # nothing changed
         db.session.execute(update(Enrollment).values(expires_at=None))
         db.session.commit()
-        db.engine.dispose()
+        release_connections()
     assert runner.invoke(args=["db", "downgrade", BEFORE_RENEWAL]).exit_code == 0
     assert runner.invoke(args=["db", "upgrade"]).exit_code == 0
     with migrated.app_context():
-        db.engine.dispose()
+        release_connections()
+
+
+def release_connections() -> None:
+    """Give the session's connection back, then close the pool's, so the migration
+    commands (and the test database's removal) find none left open."""
+    db.session.remove()
+    db.engine.dispose()
 
 
 def refund_whole(app, client, order_no: str) -> str:
