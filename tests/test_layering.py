@@ -70,7 +70,7 @@ EXPLICIT_PACKAGES = {"app.jobs", "app.checkout", "app.cart", "app.catalog", "app
 
 
 PURE = ("app.money", "app.cart.pricing", "app.payments.states", "app.fieldcrypto", "app.earnings.chart",
-        "app.reconciliation.matching")
+        "app.reconciliation.matching", "app.analytics.measures")
 CHANNELS = tuple(name for name in MODULES if name.startswith("app.payments.channels"))
 # Modules that move money or state and leave the commit to their caller.
 FLUSH_ONLY = ("app.cart.coupons", "app.payments.settlement", "app.payments.refunds",

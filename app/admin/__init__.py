@@ -12,6 +12,7 @@ from flask import Flask
 from flask_admin import Admin
 
 from app.accounts.models import User
+from app.admin.analytics_views import AnalyticsView
 from app.admin.catalog_views import CouponView, UserView
 from app.admin.dashboard import DashboardView
 from app.admin.earnings_views import (CommissionRuleView, CourseWithAuthorsView, InstructorWithEarningsView,
@@ -60,6 +61,7 @@ def init_admin(app: Flask) -> Admin:
         RejectedView(RejectedNotification, db, name="Rejected notifications", endpoint="rejected",
                      category=MONEY),
         ReconciliationView(name="Reconciliation", endpoint="reconciliation", category=MONEY),
+        AnalyticsView(name="Payment analytics", endpoint="analytics", category=MONEY),
         InvoiceView(InvoiceRequest, db, name="Invoices", endpoint="invoice", category=MONEY),
         ReceiptView(Receipt, db, name="Receipts", endpoint="receipt", category=MONEY),
         CouponView(Coupon, db, name="Coupons", endpoint="coupon", category=CATALOG),

@@ -54,6 +54,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "bundle": STAFF,
     "membership_plan": STAFF,
     "membership_pool": FINANCE_AND_ADMIN,
+    # Payment analytics: how payments and the channels perform, read by finance and admins.
+    "analytics": FINANCE_AND_ADMIN,
 }
 
 ACTIONS: dict[tuple[str, str], frozenset[str]] = {

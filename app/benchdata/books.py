@@ -152,15 +152,21 @@ class Books:
             if attempt.closed_after is None:
                 assert paid_at is not None
                 fee_fen = self._fee(channel, priced.total_fen)
+                # The timeline of issue 11's fund-flow time: Alipay reports the scan (here
+                # halfway between the QR and the payment), WeChat Pay none; the booking is
+                # when `_settle` books it.
+                scanned = (issued + (paid_at - issued) / 2).replace(microsecond=0) if channel == "alipay" else None
+                booked_at = paid_at + timedelta(seconds=plan.delays[0]) + timedelta(seconds=plan.delays[1])
                 tables["payment_attempts"].append((
                     attempt_id, order_id, channel, out_trade_no, priced.total_fen, "succeeded", qr_text,
                     trade_no_of(channel, plan, sequence), expires_at, opened, paid_at, None, fee_fen,
-                    issued, queries_before(paid_at - issued)))
+                    issued, queries_before(paid_at - issued), scanned, booked_at))
             else:
                 closed_at = placed + attempt.closed_after
                 tables["payment_attempts"].append((
                     attempt_id, order_id, channel, out_trade_no, priced.total_fen, "closed", qr_text, None,
-                    expires_at, opened, None, closed_at, None, issued, queries_before(closed_at - issued)))
+                    expires_at, opened, None, closed_at, None, issued, queries_before(closed_at - issued),
+                    None, None))
 
         status = "closed"
         if paid_at is not None:

@@ -28,7 +28,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "coupon_redemptions": ("coupon_id", "user_id", "order_id", "created_at", "released_at"),
     "payment_attempts": ("id", "order_id", "channel", "out_trade_no", "amount_fen", "status", "qr_code",
                          "channel_trade_no", "expires_at", "created_at", "succeeded_at", "closed_at", "fee_fen",
-                         "qr_issued_at", "queries"),
+                         "qr_issued_at", "queries", "channel_opened_at", "booked_at"),
     "notification_inbox": ("channel", "dedupe_key", "out_trade_no", "attempt_id", "trade_state", "amount_fen",
                            "channel_trade_no", "paid_at", "raw_body", "status", "outcome", "deliveries",
                            "received_at", "processed_at"),

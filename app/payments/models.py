@@ -30,9 +30,18 @@ class PaymentAttempt(db.Model):
     qr_code: Mapped[str | None] = mapped_column(String(512))
     channel_trade_no: Mapped[str | None] = mapped_column(String(64))
     expires_at: Mapped[datetime]
-    created_at: Mapped[datetime] = mapped_column(default=system_now)
+    # Indexed for app/analytics, which reads the attempts of a range of orders by it.
+    created_at: Mapped[datetime] = mapped_column(default=system_now, index=True)
+    # The channel's word on when it was paid (its stated time; our clock when it states
+    # none): the "paid" step of the fund-flow timeline (app/analytics).
     succeeded_at: Mapped[datetime | None] = mapped_column(index=True)
     closed_at: Mapped[datetime | None]
+    # When the payer opened the trade at the channel (Alipay's gmt_create: the scan).
+    # WeChat Pay Native says nothing of a scan, so it stays None there.
+    channel_opened_at: Mapped[datetime | None]
+    # Our clock in the transaction that booked the payment (ledger entry and grant):
+    # succeeded_at is the channel's time, so it cannot say how long we took.
+    booked_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(255))
     # What the channel keeps of this payment (app/ledger/fees.py), set when it succeeds.
     fee_fen: Mapped[int | None]
@@ -67,6 +76,7 @@ class InboxNotification(db.Model):
     amount_fen: Mapped[int]
     channel_trade_no: Mapped[str] = mapped_column(String(64))
     paid_at: Mapped[datetime | None]
+    opened_at: Mapped[datetime | None]  # the channel's trade-creation (scan) time, if it says
     raw_body: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(10), default="received", index=True)
     outcome: Mapped[str | None] = mapped_column(String(255))

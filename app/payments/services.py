@@ -45,7 +45,7 @@ _ATTEMPT_TO_CHECK = select(_ATTEMPTS.c.id, _ATTEMPTS.c.channel, _ATTEMPTS.c.amou
 # What a notification writes to its inbox row; the attempt's id comes from the database.
 _NOTIFICATION_COLUMNS = (
     "channel", "dedupe_key", "out_trade_no", "trade_state", "amount_fen", "channel_trade_no",
-    "paid_at", "raw_body", "received_at",
+    "paid_at", "opened_at", "raw_body", "received_at",
 )
 
 
@@ -127,6 +127,7 @@ def _insert_new(notification: Notification, dedupe_key: str, raw_body: str) -> i
         "amount_fen": notification.amount_fen,
         "channel_trade_no": notification.channel_trade_no,
         "paid_at": from_aware(notification.paid_at) if notification.paid_at else None,
+        "opened_at": from_aware(notification.opened_at) if notification.opened_at else None,
         "raw_body": raw_body,
         "received_at": now(),
     }
@@ -176,7 +177,8 @@ def process_inbox(inbox_id: int) -> Settlement:
         compare_and_set(InboxNotification, row.id, "inbox", row.status, "fail", outcome=outcome)
         return Settlement(outcome)
     if row.trade_state == TradeState.PAID.value:
-        settlement = settle_payment(attempt.id, row.channel_trade_no, row.amount_fen, row.paid_at)
+        settlement = settle_payment(attempt.id, row.channel_trade_no, row.amount_fen, row.paid_at,
+                                    opened_at=row.opened_at)
     else:
         settlement = Settlement(f"nothing to do for trade state {row.trade_state}")
     compare_and_set(

@@ -53,13 +53,19 @@ def next_query_delay(queries_made: int) -> timedelta:
 
 
 def settle_payment(
-    attempt_id: int, channel_trade_no: str, amount_fen: int, paid_at: datetime | None
+    attempt_id: int, channel_trade_no: str, amount_fen: int, paid_at: datetime | None,
+    opened_at: datetime | None = None,
 ) -> Settlement:
     """The channel says this attempt is paid: book it exactly once.
 
     The attempt's compare-and-set decides the single winner among racing deliveries; the
     loser returns without touching anything. Money the order cannot keep becomes an
     orphan payment with a system refund.
+
+    The same compare-and-set stamps the payment's timeline (app/analytics): the
+    channel's opening time when it told us one (``opened_at``, naive UTC), and
+    ``booked_at``, our clock in this transaction, which posts the ledger entry and grants
+    the courses; nothing of the booking commits without it.
     """
     attempt = db.session.get(PaymentAttempt, attempt_id)
     if attempt is None:
@@ -78,7 +84,7 @@ def settle_payment(
     won = compare_and_set(
         PaymentAttempt, attempt.id, "attempt", attempt.status, "succeed",
         channel_trade_no=channel_trade_no or None, succeeded_at=moment, next_query_at=None,
-        fee_fen=fee_fen,
+        fee_fen=fee_fen, channel_opened_at=opened_at, booked_at=now(),
     )
     if not won:
         return Settlement("duplicate: attempt settled concurrently")

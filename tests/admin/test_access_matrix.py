@@ -107,9 +107,14 @@ def row_ids(app: Flask, paid_order: PaidOrder, staff: dict[str, int]) -> dict[st
         }
 
 
+# Route arguments that are names, not row ids: a value the route knows, so a permitted
+# visitor reaches the page itself rather than a 404.
+NAMED_ARGUMENTS = {"export_type": "csv", "key": "funnel"}  # key: an analytics chart's CSV
+
+
 def url_for_rule(rule, view, row_ids: dict[str, int]) -> str:
     row_id = row_ids.get(view.endpoint, 1)
-    values = {name: ("csv" if name == "export_type" else row_id) for name in rule.arguments}
+    values = {name: NAMED_ARGUMENTS.get(name, row_id) for name in rule.arguments}
     path = rule.build(values, append_unknown=False)[1]
     return f"{path}?id={row_id}"
 
@@ -243,6 +248,17 @@ EARNINGS_ACCESS: dict[tuple[str, str | None], set[str]] = {
     ("payout", "mark_failed"): {"finance", "admin"},
     ("statement", None): {"finance", "admin"},
 }
+
+
+# Issue 11: payment analytics are for finance and admins.
+ANALYTICS_ACCESS = {"finance", "admin"}
+
+
+def test_payment_analytics_follow_the_issue(app: Flask) -> None:
+    roles = {None, "learner", "instructor", "support", "finance", "admin"}
+    assert {role for role in roles if may_view(role, "analytics")} == ANALYTICS_ACCESS
+    routes = {(function, method) for view, function, _, method in admin_routes(app) if view.endpoint == "analytics"}
+    assert routes == {("index", "GET"), ("csv_file", "GET")}
 
 
 @pytest.mark.parametrize(("view", "action"), list(EARNINGS_ACCESS))

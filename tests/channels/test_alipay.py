@@ -302,6 +302,19 @@ def test_sdk_signed_notification_is_accepted() -> None:
     assert notification.raw["subject"] == "Python 入门课"
 
 
+def test_a_notification_says_when_the_payer_opened_the_trade() -> None:
+    """gmt_create, the scan that created the trade, in Beijing time (issue 11's timeline)."""
+    notification = notify_channel().parse_notification(notification_body(NOTIFY_FIELDS), {})
+    assert notification.opened_at == datetime(2024, 5, 1, 2, 2, 0, tzinfo=timezone.utc)
+    without = {name: value for name, value in NOTIFY_FIELDS.items() if name != "gmt_create"}
+    assert notify_channel().parse_notification(notification_body(without), {}).opened_at is None
+
+
+def test_a_properly_signed_malformed_gmt_create_is_rejected() -> None:
+    with pytest.raises(NotificationRejected, match="gmt_create"):
+        notify_channel().parse_notification(notification_body({**NOTIFY_FIELDS, "gmt_create": "yesterday"}), {})
+
+
 @pytest.mark.parametrize("name", sorted(NOTIFY_FIELDS))
 def test_any_field_changed_after_signing_is_a_signature_error(name: str) -> None:
     with pytest.raises(SignatureError):

@@ -470,6 +470,10 @@ class AlipayChannel:
             paid_at = parse_beijing_time(fields["gmt_payment"]) if fields.get("gmt_payment") else None
         except ValueError:
             raise NotificationRejected("malformed gmt_payment") from None
+        try:
+            opened_at = parse_beijing_time(fields["gmt_create"]) if fields.get("gmt_create") else None
+        except ValueError:
+            raise NotificationRejected("malformed gmt_create") from None
         return Notification(
             channel=self.name,
             notify_id=fields["notify_id"],
@@ -480,6 +484,7 @@ class AlipayChannel:
             currency="CNY",
             paid_at=paid_at,
             raw=MappingProxyType(fields),
+            opened_at=opened_at,
         )
 
     def accepted_answer(self) -> NotifyAnswer:

@@ -64,6 +64,9 @@ class Notification:
     currency: str
     paid_at: datetime | None
     raw: Mapping[str, str] = field(repr=False, compare=False)
+    # When the payer opened the trade at the channel (Alipay's gmt_create, set when the
+    # QR is scanned). None when the channel does not say: WeChat Pay Native never does.
+    opened_at: datetime | None = None
 
 
 class RefundState(str, enum.Enum):
