@@ -273,6 +273,15 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None) ->
         "RECONCILE_MIDNIGHT_BUFFER_SECONDS": _int(env, "RECONCILE_MIDNIGHT_BUFFER_SECONDS", 900),
         "RECONCILE_AFTER_HOUR": _int(env, "RECONCILE_AFTER_HOUR", 10),
         "RECONCILE_LOOKBACK_DAYS": _int(env, "RECONCILE_LOOKBACK_DAYS", 3, minimum=1),
+        # Alerts (app/alerts, README "Alerts"): a channel silent this long while live QRs
+        # have waited as long (so shorter than ORDER_TTL_MINUTES); the success rate of an
+        # hour's orders below these basis points once this many started a payment;
+        # callbacks left unprocessed this long; e-mails to admins as alerts start and end.
+        "ALERT_CALLBACK_SILENCE_MINUTES": _int(env, "ALERT_CALLBACK_SILENCE_MINUTES", 10, minimum=1),
+        "ALERT_SUCCESS_RATE_BPS": _bps(env, "ALERT_SUCCESS_RATE_BPS", 8000),
+        "ALERT_SUCCESS_RATE_MIN_ORDERS": _int(env, "ALERT_SUCCESS_RATE_MIN_ORDERS", 20, minimum=1),
+        "ALERT_INBOX_AGE_MINUTES": _int(env, "ALERT_INBOX_AGE_MINUTES", 5, minimum=1),
+        "ALERT_EMAILS_ENABLED": _flag(env, "ALERT_EMAILS_ENABLED", True),
         # Which channels are offered, each one's largest amount, and when a failing one
         # is taken out of the offer: `threshold` failures within `window` seconds rest it
         # for `cooldown` seconds.
@@ -320,6 +329,9 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None) ->
         # A bonus at or above what was paid is a typo, and one that gives money away.
         if bonus_fen >= threshold_fen:
             raise ConfigError(f"WALLET_BONUS_TIERS: the bonus {bonus_fen} must be below its top-up {threshold_fen}")
+    if config["ALERT_CALLBACK_SILENCE_MINUTES"] >= config["ORDER_TTL_MINUTES"]:
+        # No QR lives that long: the channel-silence alert could never fire.
+        raise ConfigError("ALERT_CALLBACK_SILENCE_MINUTES must be shorter than ORDER_TTL_MINUTES")
     if config["RECONCILE_AFTER_HOUR"] > 23:
         raise ConfigError("RECONCILE_AFTER_HOUR is an hour of the day, 0 to 23")
     if config["RECONCILE_MIDNIGHT_BUFFER_SECONDS"] >= 12 * 3600:

@@ -12,6 +12,7 @@ from flask import Flask
 from flask_admin import Admin
 
 from app.accounts.models import User
+from app.admin.alert_views import AlertHistoryView
 from app.admin.analytics_views import AnalyticsView
 from app.admin.catalog_views import CouponView, UserView
 from app.admin.dashboard import DashboardView
@@ -27,6 +28,7 @@ from app.admin.payout_views import PayoutView
 from app.admin.platform_event_views import PlatformDeliveryView, PlatformEndpointView
 from app.admin.reconciliation_views import ReconciliationView
 from app.admin.refund_views import RefundView
+from app.alerts.models import AlertEpisode
 from app.audit.models import AuditEntry
 from app.bundles.models import Bundle
 from app.cart.models import Coupon
@@ -78,6 +80,7 @@ def init_admin(app: Flask) -> Admin:
         PayoutView(name="Payouts", endpoint="payout", category=EARNINGS),
         StatementView(Statement, db, name="Statements", endpoint="statement", category=EARNINGS),
         ChannelHealthView(name="Channel health", endpoint="channel_health", category=OPERATIONS),
+        AlertHistoryView(AlertEpisode, db, name="Alert history", endpoint="alert", category=OPERATIONS),
         FailedJobsView(name="Failed jobs", endpoint="failed_jobs", category=OPERATIONS),
         OutboxView(OutboxMessage, db, name="E-mail outbox", endpoint="outbox", category=OPERATIONS),
         PlatformEndpointView(PlatformEndpoint, db, name="Platform endpoints", endpoint="platform_endpoint",

@@ -1,4 +1,4 @@
-"""The admin index page: today's figures at a glance."""
+"""The admin index page: the alerts firing now, then today's figures at a glance."""
 from __future__ import annotations
 
 import logging
@@ -7,9 +7,13 @@ from flask_admin import expose
 from redis.exceptions import RedisError
 
 from app.admin.base import StaffIndexView
-from app.admin.failed_jobs import failed_job_count, uses_redis
+from app.admin.failed_jobs import uses_redis
 from app.admin.queries import dashboard
+from app.alerts.checks import evaluate
+from app.alerts.episodes import open_episodes
+from app.jobs.queues import failed_job_count
 from app.payments.registry import LABELS
+from app.timeutil import now
 
 log = logging.getLogger(__name__)
 
@@ -18,12 +22,17 @@ class DashboardView(StaffIndexView):
     @expose("/")
     def index(self) -> str:
         failed_jobs: int | str = "inline"
+        failed_job_total: int | None = 0
         if uses_redis():
             try:
-                failed_jobs = failed_job_count()
+                failed_jobs = failed_job_total = failed_job_count()
             except RedisError as error:
                 # The page must still show the database figures when Redis is down.
                 log.warning("dashboard: Redis unavailable: %s", type(error).__name__)
-                failed_jobs = "Redis unavailable"
+                failed_jobs, failed_job_total = "Redis unavailable", None
+        # Evaluated now, so the page is current between periodic rounds; an alert's start
+        # is its open episode's, once a round has recorded one.
+        alerts = evaluate(now(), failed_job_total).firing
+        started = {key: episode.fired_at for key, episode in open_episodes().items()}
         return self.render("admin/dashboard.html", figures=dashboard(), failed_jobs=failed_jobs,
-                           channel_labels=LABELS)
+                           channel_labels=LABELS, alerts=alerts, alert_started=started)

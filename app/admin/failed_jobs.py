@@ -38,13 +38,6 @@ def uses_redis() -> bool:
     return bool(current_app.config.get("REDIS_URL"))
 
 
-def failed_job_count() -> int:
-    """How many jobs sit in the failed registries of our queues (0 without Redis)."""
-    if not uses_redis():
-        return 0
-    return sum(rq_queue(purpose).failed_job_registry.count for purpose in QUEUE_NAMES)
-
-
 def _last_line(text: str | None) -> str:
     lines = [line for line in (text or "").strip().splitlines() if line.strip()]
     return lines[-1][:300] if lines else ""

@@ -29,6 +29,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "course": STAFF,
     "instructor": STAFF,
     "failed_jobs": STAFF,
+    # Alert episodes: what the dashboard and the admins' e-mails said, and when.
+    "alert": STAFF,
     "user": ADMIN_ONLY,
     "commission_rule": STAFF,
     # Payouts show where money goes and open the bank file; statements are instructors'

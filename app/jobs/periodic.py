@@ -3,8 +3,8 @@
 The database is the source of truth and Redis may lose jobs (DESIGN.md §8). Each round
 finds, in the database, what should have happened by now and enqueues it: inbox rows
 left unprocessed, orders past their deadline, open attempts due for an active query,
-refunds to send or to check, channel bills to reconcile. Every job is idempotent, so
-finding one twice is harmless.
+refunds to send or to check, channel bills to reconcile; and the alerts that start or
+end (app/alerts). Every job is idempotent, so finding one twice is harmless.
 """
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from datetime import timedelta
 from flask import Flask, current_app
 from sqlalchemy import select, update
 
+from app.alerts.checks import evaluate, read_failed_job_count
+from app.alerts.episodes import record_evaluation
+from app.alerts.notices import queue_alert_emails
 from app.checkout.models import Order
 from app.earnings.maturity import due_order_ids
 from app.earnings.statements import instructors_due
@@ -192,6 +195,19 @@ def deliver_due_events() -> int:
     return len(delivery_ids)
 
 
+def raise_alerts() -> int:
+    """Evaluate the alerts, open and close their episodes, and queue the e-mails of
+    those that started or ended (to admins, when ALERT_EMAILS_ENABLED); returns how many
+    alerts are firing."""
+    moment = now()
+    evaluation = evaluate(moment, read_failed_job_count())
+    changes = record_evaluation(evaluation, moment)
+    if current_app.config["ALERT_EMAILS_ENABLED"]:
+        queue_alert_emails(changes, evaluation.firing)
+    db.session.commit()
+    return len(evaluation.firing)
+
+
 def tick() -> dict[str, int]:
     """One round of periodic work, in an order where each step can feed the next."""
     return {
@@ -203,6 +219,7 @@ def tick() -> dict[str, int]:
         "membership_pools": share_membership_pools(),  # before statements, which print them
         "statements_due": close_due_statements(),
         "access_reminders": remind_ending_access(),
+        "alerts": raise_alerts(),  # after the sweeps, which may end a condition
         "mail_due": deliver_due_mail(),  # after the steps above, which may queue mail
         "events_due": deliver_due_events(),
         # Last: it downloads whole bills, and nothing above waits on it.

@@ -74,3 +74,11 @@ def queue_name(purpose: str) -> str:
 
 def rq_queue(purpose: str) -> Queue:
     return Queue(queue_name(purpose), connection=redis_connection(), serializer=JSONSerializer)
+
+
+def failed_job_count() -> int:
+    """How many jobs sit in the failed registries of our queues; 0 without Redis (jobs
+    run inline, and a failure is left to the periodic sweep). Raises RedisError."""
+    if not current_app.config.get("REDIS_URL"):
+        return 0
+    return sum(rq_queue(purpose).failed_job_registry.count for purpose in QUEUE_NAMES)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.checkout.models import Order, OrderLine
@@ -64,6 +64,8 @@ class InboxNotification(db.Model):
     __tablename__ = "notification_inbox"
     __table_args__ = (
         CheckConstraint("status IN ('received', 'processed', 'failed')", name="status"),
+        # A channel's latest callback, for the channel-silence alert (app/alerts).
+        Index("ix_notification_inbox_channel_received_at", "channel", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
