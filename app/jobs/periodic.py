@@ -16,6 +16,7 @@ from datetime import timedelta
 from flask import Flask, current_app
 from sqlalchemy import select, update
 
+from app.analytics import money_flow
 from app.checkout.models import Order
 from app.earnings.maturity import due_order_ids
 from app.earnings.statements import instructors_due
@@ -192,6 +193,14 @@ def deliver_due_events() -> int:
     return len(delivery_ids)
 
 
+def store_money_days() -> int:
+    """Store the journal totals of ended days that have none yet (the money charts'
+    rows; a few dozen days a round at most)."""
+    stored = money_flow.store_ended_days()
+    db.session.commit()
+    return stored
+
+
 def tick() -> dict[str, int]:
     """One round of periodic work, in an order where each step can feed the next."""
     return {
@@ -205,6 +214,7 @@ def tick() -> dict[str, int]:
         "access_reminders": remind_ending_access(),
         "mail_due": deliver_due_mail(),  # after the steps above, which may queue mail
         "events_due": deliver_due_events(),
+        "money_days": store_money_days(),
         # Last: it downloads whole bills, and nothing above waits on it.
         "bills_due": reconcile_due_bills(),
     }
