@@ -19,6 +19,7 @@ from werkzeug.security import generate_password_hash
 
 from app.accounts.models import User
 from app.analytics import money_flow
+from app.analytics import rollup as analytics_rollup
 from app.benchdata.books import Books, Rules
 from app.benchdata.bulk import BatchRows, IdPool
 from app.benchdata.catalog import BENCH_DOMAIN, BENCH_PASSWORD, HISTORY, BenchCatalog, ensure_catalog
@@ -100,20 +101,20 @@ def seed_history(target_orders: int, batch_orders: int = BATCH_ORDERS,
         if side is not None:
             side.close()
     writer.close()
-    _restore_money_days()
     if postgres:
         db.session.execute(text("ANALYZE " + ", ".join(ANALYSED)))
         db.session.commit()
-    return SeedRun(present_before, target_orders, monotonic() - started)
-
-
-def _restore_money_days() -> None:
-    """The history was written into past days: store their money totals again from it,
-    as the periodic tick's first rounds would on a live database."""
+    # The history was written behind the app's back, into days the analytics rollup and
+    # the journal's day totals may hold as final: derive them again, as the tick would
+    # have as the days happened.
+    history_days = (beijing(line.start).date(), beijing(line.end).date())
+    analytics_rollup.forget(*history_days)
+    analytics_rollup.refresh(*history_days)
     money_flow.forget_stored_days()
     while money_flow.store_ended_days():
         pass
     db.session.commit()
+    return SeedRun(present_before, target_orders, monotonic() - started)
 
 
 def _start_of_beijing_day(moment: datetime) -> datetime:
