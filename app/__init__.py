@@ -27,6 +27,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     finalize_config(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
+    register_observability(app)
     register_extensions(app)
     register_channels(app)
     register_i18n(app)
@@ -42,6 +43,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
         start_background_ticker(app)
     return app
+
+
+def register_observability(app: Flask) -> None:
+    from app.observability import init_observability
+
+    init_observability(app)  # first: logging is set up before anything logs
 
 
 def register_extensions(app: Flask) -> None:

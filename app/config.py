@@ -317,6 +317,11 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None) ->
         "PLATFORM_EVENTS_RETRY_SECONDS": _seconds_list(
             env, "PLATFORM_EVENTS_RETRY_SECONDS", "60,300,900,3600,10800,21600,43200"),
         "PLATFORM_EVENTS_TIMEOUT_SECONDS": _int(env, "PLATFORM_EVENTS_TIMEOUT_SECONDS", 5, minimum=1),
+        # Monitoring (app/observability): log lines as JSON objects or text, and the
+        # bearer token `GET /metrics` asks for (without one, see app/observability/views.py).
+        "LOG_FORMAT": _choice(env, "LOG_FORMAT", ("json", "text") if production else ("text", "json")),
+        "LOG_LEVEL": _choice(env, "LOG_LEVEL", ("INFO", "DEBUG", "WARNING", "ERROR")),
+        "METRICS_TOKEN": (env.get("METRICS_TOKEN") or "").strip() or None,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": (env.get("PUBLIC_BASE_URL") or "").startswith("https://"),
@@ -415,6 +420,11 @@ def production_problems(config: Mapping[str, Any]) -> list[str]:
         problems.append("MAIL_BACKEND must be smtp (the console backend only writes files nobody receives)")
     elif not config.get("MAIL_SERVER") or not config.get("MAIL_FROM"):
         problems.append("MAIL_SERVER and MAIL_FROM are required to send e-mail")
+    metrics_token = config.get("METRICS_TOKEN")
+    if metrics_token and (len(metrics_token) < MIN_SECRET_KEY_LENGTH or len(set(metrics_token)) < 8
+                          or _PLACEHOLDER_WORD.search(metrics_token.lower())):
+        problems.append(f"METRICS_TOKEN is short or a placeholder: set at least {MIN_SECRET_KEY_LENGTH} random "
+                        "characters, or leave it unset to keep /metrics off")
     for name in ("RECEIPT_PRIVATE_KEY_FILE", "RECEIPT_KEY_ID"):
         if not config.get(name):
             problems.append(f"{name} is required (receipts are signed with the platform's key)")

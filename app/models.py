@@ -17,3 +17,4 @@ from app.renewal import models as renewal_models  # noqa: F401
 from app.bundles import models as bundles_models  # noqa: F401
 from app.membership import models as membership_models  # noqa: F401
 from app.alerts import models as alerts_models  # noqa: F401
+from app.analytics import models as analytics_models  # noqa: F401

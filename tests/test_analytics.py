@@ -14,7 +14,7 @@ from typing import Callable
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 
 from app.analytics.measures import (DurationSummary, FundFlow, SuccessRate, duration_text, fund_flow, funnel,
                                     nearest_rank, percent_text, percentile, ratio_basis_points, success_rate,

@@ -7,12 +7,15 @@ it wrote, and to the pages and statements the benchmarks measure on it.
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 
 from flask import Flask
 from sqlalchemy import func, select
 
 from app.accounts.models import User
 from app.accounts.services import create_user
+from app.analytics.models import JournalDayTotal
+from app.analytics.money_flow import MoneyFigures, journal_figures
 from app.admin.formatting import BeijingDayFilter
 from app.benchdata import BENCH_PASSWORD, BIG_INSTRUCTOR_EMAIL, LEARNER_EMAIL, bench_dataset, seed_history
 from app.benchdata.bulk import COLUMNS
@@ -27,7 +30,7 @@ from app.extensions import db
 from app.ledger.models import JournalEntry
 from app.ledger.services import post_entry
 from app.payments.models import Refund, RefundLine
-from app.timeutil import beijing
+from app.timeutil import beijing, now
 from tests.conftest import reset_database
 from tests.helpers import login
 from tests.test_earnings_properties import World, _check
@@ -90,6 +93,24 @@ def test_seeded_ledger_keeps_every_fen_explained(app: Flask) -> None:
             live = db.session.scalar(select(func.count(CouponRedemption.id)).where(
                 CouponRedemption.coupon_id == coupon.id, CouponRedemption.released_at.is_(None)))
             assert coupon.redeemed_count == live > 0
+
+
+def test_seeding_stores_the_money_days_of_its_history_as_the_journal_sums_them(app: Flask) -> None:
+    _seed(app, ORDERS)
+    with app.app_context():
+        stored = {row.day: row for row in db.session.scalars(select(JournalDayTotal))}
+        first, last = min(stored), max(stored)
+        assert last == beijing(now()).date() - timedelta(days=1)  # every ended day, none still open
+        journal = journal_figures(first, last)
+        assert sum(figures.sales_fen for figures in journal.values()) > 0
+        for day, row in stored.items():
+            figures = journal.get(day, MoneyFigures())
+            assert (row.sales_fen, row.refunds_fen, row.platform_revenue_fen, row.instructor_earnings_fen) == (
+                figures.sales_fen, figures.refunds_fen, figures.platform_revenue_fen,
+                figures.instructor_earnings_fen), day
+        # The seeded sales are the orders the history paid, to the fen.
+        paid = db.session.scalar(select(func.sum(Order.total_fen)).where(Order.paid_at.is_not(None)))
+        assert sum(figures.sales_fen for figures in journal.values()) == paid
 
 
 def test_paid_orders_hold_their_courses_and_unpaid_ones_nothing(app: Flask) -> None:

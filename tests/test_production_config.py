@@ -69,6 +69,19 @@ def test_a_complete_production_config_is_accepted(tmp_path, production):
     assert config["PAYMENT_GATEWAY_EMULATOR"] is False
     assert config["SESSION_COOKIE_SECURE"] is True
     assert config["RATELIMIT_STORAGE_URI"] == "redis://redis:6379/0"  # shared by every worker
+    assert (config["LOG_FORMAT"], config["METRICS_TOKEN"]) == ("json", None)  # /metrics off until a token is set
+
+
+def test_an_unknown_log_format_is_refused_as_it_is_read(tmp_path, production):
+    with pytest.raises(ConfigError, match="LOG_FORMAT must be one of json, text"):
+        load_config(str(tmp_path), environ={**production, "LOG_FORMAT": "xml"})
+
+
+def test_a_random_metrics_token_is_accepted(tmp_path, production):
+    token = "Zq3vN8xW1kTf6HsY0bLp4RcJ9mGd2Ae7"
+    config = load_config(str(tmp_path), environ={**production, "METRICS_TOKEN": token})
+    finalize_config(config)
+    assert config["METRICS_TOKEN"] == token
 
 
 @pytest.mark.parametrize(
@@ -94,6 +107,8 @@ def test_a_complete_production_config_is_accepted(tmp_path, production):
         ({"RECEIPT_KEY_ID": ""}, r"RECEIPT_KEY_ID is required \(receipts are signed"),
         ({"RECEIPT_PRIVATE_KEY_FILE": "/nowhere/receipt.pem"},
          r"RECEIPT_PRIVATE_KEY_FILE names /nowhere/receipt.pem, which cannot be read"),
+        ({"METRICS_TOKEN": "prometheus"}, "METRICS_TOKEN is short or a placeholder"),
+        ({"METRICS_TOKEN": "changeme-" + RANDOM_SECRET}, "METRICS_TOKEN is short or a placeholder"),
     ],
 )
 def test_production_refuses_to_start_unsafely(tmp_path, production, change, complaint):

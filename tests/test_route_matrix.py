@@ -90,6 +90,8 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("static", "GET"):                                 "ok     ok     ok     ok     ok     ok     ok     ok     ok",
     ("admin.static", "GET"):                           "ok     ok     ok     ok     ok     ok     ok     ok     2fa",
     ("health.healthz", "GET"):                         "ok     ok     ok     ok     ok     ok     ok     ok     ok",
+    # The test client comes from 127.0.0.1 and no METRICS_TOKEN is set (tests/test_metrics.py).
+    ("observability.metrics", "GET"):                  "ok     ok     ok     ok     ok     ok     ok     ok     ok",
     # The language switch is everyone's, on every page, the second-factor pages included.
     ("language.choose", "POST"):                       "ok     ok     ok     ok     ok     ok     ok     ok     ok",
 
@@ -303,6 +305,7 @@ REQUESTS: dict[tuple[str, ...], Call] = {
     ("static", "GET"): Call("/static/css/site.css"),
     ("admin.static", "GET"): Call("/admin/static/admin/js/helpers.js"),
     ("health.healthz", "GET"): Call("/healthz"),
+    ("observability.metrics", "GET"): Call("/metrics"),
     ("language.choose", "POST"): Call("/language", data={"lang": "en", "next": "/"}, then="/"),
 
     ("catalog.index", "GET"): Call("/"),

@@ -7,7 +7,6 @@ import json
 import re
 import threading
 import traceback
-from datetime import timedelta
 
 import pytest
 from hypothesis import assume, given, settings

@@ -19,10 +19,10 @@ bp = Blueprint("accounts", __name__)
 # What a password-only staff session may still reach: the second-factor pages, logging
 # in and out, the language switch, and the parts of the app that never serve the
 # signed-in user (the token API, channel callbacks, the emulator standing in for the
-# channels, the health check).
+# channels, the health check and the metrics).
 OPEN_ENDPOINTS = frozenset({"accounts.enrol_second_factor", "accounts.verify_second_factor",
                             "accounts.login", "accounts.logout", "language.choose", "static"})
-OPEN_BLUEPRINTS = frozenset({"api", "payments", "gateway", "health"})
+OPEN_BLUEPRINTS = frozenset({"api", "payments", "gateway", "health", "observability"})
 # Endpoints that refuse a password-only staff session themselves, so this hook need not
 # load the user for them. Only the status poll: the pay page asks it every second or two
 # per waiting learner, and it answers from one statement that checks the user with the

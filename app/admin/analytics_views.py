@@ -1,9 +1,11 @@
 """Payment analytics (issue 11): success rate, fund-flow time and the funnel over a
-range of Beijing days, each chart with a CSV of its numbers.
+range of Beijing days, and the money (sales, refunds, revenue, instructor earnings) per
+day and month, each chart with a CSV of its numbers.
 
-Routes (read only; `PERMISSIONS` says who may look): ``GET /admin/analytics/`` with
-optional ``first`` and ``last`` (``YYYY-MM-DD``, Beijing days, both included), and
-``GET /admin/analytics/csv/<key>`` (a chart's key) with the same range.
+Routes (read only; `PERMISSIONS` says who may look): ``GET /admin/analytics/`` and
+``GET /admin/analytics/money`` with optional ``first`` and ``last`` (``YYYY-MM-DD``,
+Beijing days, both included), and ``GET /admin/analytics/csv/<key>`` (a chart's key)
+with the same range.
 """
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ from flask_admin import expose
 from app.admin.base import StaffView
 from app.analytics.measures import FUNNEL_LABELS, duration_text, percent_text
 from app.analytics.queries import DayRange
+from app.analytics.money_report import MONEY_CHART_KEYS, money_chart, money_report
 from app.analytics.report import CHANNEL_NAMES, CHART_KEYS, chart, chart_csv, dashboard
+from app.money import display_yuan
 from app.timeutil import beijing, now
 
 DEFAULT_DAYS = 30
@@ -65,12 +69,21 @@ class AnalyticsView(StaffView):
             channel_names=CHANNEL_NAMES, when=_to_the_second,
         )
 
+    @expose("/money")
+    def money(self) -> str:
+        days, problems = requested_days()
+        return self.render("admin/analytics_money.html", report=money_report(days), problems=problems,
+                           yuan=display_yuan)
+
     @expose("/csv/<key>")
     def csv_file(self, key: str) -> Response:
-        if key not in CHART_KEYS:
-            abort(404)
         days, _problems = requested_days()
-        body = chart_csv(chart(key, days))
+        if key in CHART_KEYS:
+            body = chart_csv(chart(key, days))
+        elif key in MONEY_CHART_KEYS:
+            body = chart_csv(money_chart(key, days))
+        else:
+            abort(404)
         filename = f"{key}_{days.first.isoformat()}_{days.last.isoformat()}.csv"
         response = Response(body, content_type="text/csv; charset=utf-8")
         response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'

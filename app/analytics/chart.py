@@ -4,7 +4,7 @@ A `Chart` holds the numbers once; `svg()` draws them and `csv_rows()` lists them
 download always says what the picture shows. Like `app.earnings.chart` (whose bar chart
 is about money by month and does not fit here), the SVG has no script, no external
 reference and no ``style`` attribute, so it passes our Content-Security-Policy inline.
-Values are integers (basis points, seconds, orders); floats are only pixel positions.
+Values are integers (basis points, seconds, orders, fen); floats are only pixel positions.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from html import escape
 from typing import Callable, Sequence
 
 from app.analytics.measures import duration_text, percent_text
+from app.money import display_yuan
 
 WIDTH, HEIGHT = 720.0, 280.0
 LEFT, RIGHT, TOP, BOTTOM = 84.0, 16.0, 40.0, 48.0
@@ -26,6 +27,7 @@ UNITS: dict[str, Callable[[int], str]] = {
     "basis_points": percent_text,
     "seconds": duration_text,
     "orders": str,
+    "fen": display_yuan,
 }
 
 

@@ -8,9 +8,13 @@ Which rows each measure reads, and the indexes it relies on:
   creation time (``ix_payment_attempts_created_at``); an order counts on the Beijing day
   it was created, whenever it was paid, so a day's numerator and denominator are the
   same orders;
-- fund-flow time: attempts *paid* in the range (``ix_payment_attempts_succeeded_at``),
-  on the Beijing day the channel says they were paid. Attempts booked before the
-  timeline was recorded (no ``booked_at``) are left out.
+- fund-flow time: attempts *paid* in the range (``ix_payment_attempts_paid_timeline``,
+  which holds every column the times need, so the table itself is not read), on the
+  Beijing day the channel says they were paid. Attempts booked before the timeline was
+  recorded (no ``booked_at``) are left out.
+
+The page reads most of these from the daily rollup (`app.analytics.rollup`); these
+queries compute the days it has not rolled up, and the rollup itself.
 """
 from __future__ import annotations
 
@@ -18,7 +22,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from flask import current_app
-from sqlalchemy import Select, Subquery, and_, case, func, literal, literal_column, or_, select, tuple_
+from sqlalchemy import Select, Subquery, and_, case, func, literal, literal_column, or_, select, text, tuple_
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.analytics.measures import DurationSummary, FunnelStep, SuccessRate, funnel
@@ -173,17 +178,26 @@ def funnel_counts(days: DayRange) -> list[FunnelStep]:
 def success_by_course(days: DayRange) -> list[tuple[int, str, SuccessRate]]:
     """(course id, title, rate) per course sold in the range's orders, most orders first.
     An order of several courses counts once for each."""
-    succeeded_order = case((PaymentAttempt.status == "succeeded", PaymentAttempt.order_id))
-    query = (select(OrderLine.course_id, Course.title_en, func.count(PaymentAttempt.order_id.distinct()),
-                    func.count(succeeded_order.distinct()))
-             .select_from(PaymentAttempt)
-             .join(Order, Order.id == PaymentAttempt.order_id)
-             .join(OrderLine, OrderLine.order_id == Order.id)
-             .join(Course, Course.id == OrderLine.course_id)
-             .where(*_orders_created_in(days), *_attempts_of_orders_created_in(days))
-             .group_by(OrderLine.course_id, Course.title_en))
+    query = _course_counts(days, OrderLine.course_id, Course.title_en).join(Course, Course.id == OrderLine.course_id)
     rows = [(row[0], row[1], SuccessRate(started=row[2], succeeded=row[3])) for row in db.session.execute(query)]
     return sorted(rows, key=lambda row: (-row[2].started, row[0]))
+
+
+def course_counts_by_day(days: DayRange) -> list[tuple[int, int, int, int]]:
+    """(Beijing day number, course id, orders started, orders paid) per day of order
+    creation and course: `success_by_course` a day at a time, for the rollup."""
+    query = _course_counts(days, beijing_day_number(Order.created_at).label("day"), OrderLine.course_id)
+    return [(row[0], row[1], row[2], row[3]) for row in db.session.execute(query)]
+
+
+def _course_counts(days: DayRange, *keys: ColumnElement) -> Select:
+    succeeded_order = case((PaymentAttempt.status == "succeeded", PaymentAttempt.order_id))
+    return (select(*keys, func.count(PaymentAttempt.order_id.distinct()), func.count(succeeded_order.distinct()))
+            .select_from(PaymentAttempt)
+            .join(Order, Order.id == PaymentAttempt.order_id)
+            .join(OrderLine, OrderLine.order_id == Order.id)
+            .where(*_orders_created_in(days), *_attempts_of_orders_created_in(days))
+            .group_by(*keys))
 
 
 def _durations(days: DayRange) -> Select:
@@ -206,6 +220,7 @@ def _durations(days: DayRange) -> Select:
 
 
 MEASURES = ("channel_seconds", "system_seconds", "total_seconds")
+FRACTIONS = (literal_column("0.5"), literal_column("0.95"))  # median and p95, for percentile_disc
 
 
 @dataclass(frozen=True)
@@ -236,31 +251,67 @@ class FundFlowSummaries:
     by_channel: list[FundFlowRow]  # the whole range
 
 
-def fund_flow_summaries(days: DayRange) -> FundFlowSummaries:
-    """The fund-flow medians and p95s per day and channel, per day and per channel.
+# The groupings `fund_flow_summaries` can compute, as FundFlowSummaries holds them.
+GROUPINGS = ("day_channel", "day", "channel")
+
+
+def fund_flow_summaries(days: DayRange, groupings: tuple[str, ...] = GROUPINGS) -> FundFlowSummaries:
+    """The fund-flow medians and p95s per day and channel, per day and per channel (or
+    those of ``groupings`` only; the others are left empty).
 
     PostgreSQL computes them in one pass with ``percentile_disc``, which is nearest rank
     (the first value whose cumulative share reaches the fraction), over grouping sets;
     SQLite, which has neither, ranks with window functions, once per grouping."""
     durations = _durations(days).subquery()
+    day, channel = durations.c.day, durations.c.channel
+    keys = {"day_channel": [day, channel], "day": [day], "channel": [channel]}
     if db.engine.dialect.name == "postgresql":
-        return _summaries_by_grouping_sets(durations)
-    day, channel = durations.c.day, durations.c.channel
-    return FundFlowSummaries(
-        by_day_and_channel=_ranked_summary(durations, [day, channel]),
-        by_day=_ranked_summary(durations, [day]),
-        by_channel=_ranked_summary(durations, [channel]),
-    )
+        if "day_channel" in groupings:
+            return _summaries_by_grouping_sets(durations, [keys[grouping] for grouping in groupings])
+        return FundFlowSummaries(*(_percentiles(durations, keys[grouping]) if grouping in groupings else []
+                                   for grouping in GROUPINGS))
+    return FundFlowSummaries(*(_ranked_summary(durations, keys[grouping]) if grouping in groupings else []
+                               for grouping in GROUPINGS))
 
 
-def _summaries_by_grouping_sets(durations: Subquery) -> FundFlowSummaries:
+def fund_flow_by_channel(days: DayRange) -> list[FundFlowRow]:
+    """Per channel over the whole range. Percentiles do not add up over days, so the
+    rollup cannot give these: they are ranked from the range's paid attempts, which
+    ``ix_payment_attempts_paid_timeline`` holds whole (an index-only read)."""
+    return fund_flow_summaries(days, ("channel",)).by_channel
+
+
+# Memory for the sorts of `_percentiles`: a month's paid attempts per channel, three
+# times over, spill to disk under PostgreSQL's default 4 MB and take twice as long.
+PERCENTILE_WORK_MEM = "32MB"
+
+
+def _percentiles(durations: Subquery, keys: list) -> list[FundFlowRow]:
+    """`_summaries_by_grouping_sets` for one grouping: a plain GROUP BY, and each time
+    sorted once for both its percentiles (``percentile_disc`` of an array of fractions)."""
+    db.session.execute(text(f"SET LOCAL work_mem = '{PERCENTILE_WORK_MEM}'"))
+    fractions = postgresql.array(FRACTIONS)
+    query = (select(*keys, func.count(),
+                    *(func.percentile_disc(fractions).within_group(durations.c[name]) for name in MEASURES))
+             .group_by(*keys).order_by(*keys))
+    names = [column.name for column in keys]
+    rows = []
+    for row in db.session.execute(query):
+        values = list(row)
+        row_day = values.pop(0) if "day" in names else None
+        row_channel = values.pop(0) if "channel" in names else None
+        count = values.pop(0)
+        rows.append(_row(row_day, row_channel, count, [value for pair in values for value in pair]))
+    return rows
+
+
+def _summaries_by_grouping_sets(durations: Subquery, sets: list[list]) -> FundFlowSummaries:
     day, channel = durations.c.day, durations.c.channel
-    fractions = (literal_column("0.5"), literal_column("0.95"))
     query = select(
         day, channel, func.grouping(day), func.grouping(channel), func.count(),
         *(func.percentile_disc(fraction).within_group(durations.c[name])
-          for name in MEASURES for fraction in fractions),
-    ).group_by(func.grouping_sets(tuple_(day, channel), tuple_(day), tuple_(channel)))
+          for name in MEASURES for fraction in FRACTIONS),
+    ).group_by(func.grouping_sets(*(tuple_(*keys) for keys in sets)))
     found = FundFlowSummaries([], [], [])
     for row in db.session.execute(query):
         row_day, row_channel, day_summed, channel_summed, n, *values = row
@@ -321,9 +372,14 @@ class SlowPayment:
     total_seconds: int
 
 
-def slowest_payments(days: DayRange, limit: int = SLOWEST) -> list[SlowPayment]:
-    """The paid attempts of the range with the longest total fund-flow time."""
-    durations = _durations(days).subquery()
+def slowest_payments(days: DayRange, limit: int = SLOWEST,
+                     among: ColumnElement[bool] | None = None) -> list[SlowPayment]:
+    """The paid attempts of the range with the longest total fund-flow time; only those
+    ``among`` allows, when given (the rollup's candidates)."""
+    durations = _durations(days)
+    if among is not None:
+        durations = durations.where(among)
+    durations = durations.subquery()
     query = (
         select(PaymentAttempt.id, Order.order_no, PaymentAttempt.channel, Order.created_at,
                PaymentAttempt.qr_issued_at, PaymentAttempt.channel_opened_at,
@@ -336,3 +392,14 @@ def slowest_payments(days: DayRange, limit: int = SLOWEST) -> list[SlowPayment]:
         .limit(limit)
     )
     return [SlowPayment(*row) for row in db.session.execute(query)]
+
+
+def slowest_by_day(days: DayRange, limit: int = SLOWEST) -> list[tuple[int, int, int]]:
+    """(Beijing day number, attempt id, total seconds) of each payment day's ``limit``
+    slowest paid attempts, in `slowest_payments`' order (longest first, then lowest id)."""
+    durations = _durations(days).subquery()
+    rank = func.row_number().over(partition_by=durations.c.day,
+                                  order_by=(durations.c.total_seconds.desc(), durations.c.attempt_id))
+    ranked = select(durations.c.day, durations.c.attempt_id, durations.c.total_seconds, rank.label("rank")).subquery()
+    query = select(ranked.c.day, ranked.c.attempt_id, ranked.c.total_seconds).where(ranked.c.rank <= limit)
+    return [(row[0], row[1], row[2]) for row in db.session.execute(query)]

@@ -9,9 +9,9 @@ from typing import Callable
 
 from app.analytics.chart import Chart, Series, series_over
 from app.analytics.measures import FUNNEL_LABELS, FunnelStep, SuccessRate, trend
-from app.analytics.queries import (DayRange, FundFlowRow, SlowPayment, fund_flow_summaries, funnel_of,
-                                   order_outcomes, rates_by_channel, rates_by_day, slowest_payments,
-                                   success_by_course)
+from app.analytics.queries import DayRange, FundFlowRow, SlowPayment, funnel_of, rates_by_channel, rates_by_day
+# The same answers as `queries`, read from the daily rollup where a day has one.
+from app.analytics.rollup import fund_flow_summaries, order_outcomes, slowest_payments, success_by_course
 from app.config import CHANNELS
 
 CHANNEL_NAMES = {"alipay": "Alipay", "wechat": "WeChat Pay"}
@@ -109,9 +109,8 @@ class Dashboard:
 
 
 def dashboard(days: DayRange) -> Dashboard:
-    """Everything on the page, in four queries on PostgreSQL (the orders' outcomes, the
-    success rate per course, the fund-flow summaries, the slowest payments); six on
-    SQLite, which ranks each fund-flow grouping apart."""
+    """Everything on the page: past days from the daily rollup, today (and any day not
+    rolled up yet) and the range-wide percentiles per channel live (app/analytics/rollup.py)."""
     labels = days.days()
     outcomes = order_outcomes(days)
     overall = rates_by_day(outcomes)

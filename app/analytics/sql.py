@@ -32,7 +32,11 @@ def _epoch_seconds_sqlite(element: epoch_seconds, compiler: Any, **kw: Any) -> s
 
 @compiles(epoch_seconds, "postgresql")
 def _epoch_seconds_postgresql(element: epoch_seconds, compiler: Any, **kw: Any) -> str:
-    return f"CAST(FLOOR(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})) AS BIGINT)"
+    # date_part's double precision, not EXTRACT's numeric: numeric arithmetic on three
+    # timestamps of every paid attempt in a month cost the page some 50 ms at a million
+    # orders. The floor stays exact: a timestamp has whole microseconds, and near 2e9
+    # seconds a double is within 1.2e-7 of one, so x.999999 never rounds up to x + 1.
+    return f"CAST(FLOOR(date_part('epoch', {compiler.process(element.clauses, **kw)})) AS BIGINT)"
 
 
 BEIJING_OFFSET_SECONDS = 8 * 3600

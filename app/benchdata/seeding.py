@@ -18,6 +18,8 @@ from sqlalchemy.engine import Connection
 from werkzeug.security import generate_password_hash
 
 from app.accounts.models import User
+from app.analytics import money_flow
+from app.analytics import rollup as analytics_rollup
 from app.benchdata.books import Books, Rules
 from app.benchdata.bulk import BatchRows, IdPool
 from app.benchdata.catalog import BENCH_DOMAIN, BENCH_PASSWORD, HISTORY, BenchCatalog, ensure_catalog
@@ -102,6 +104,16 @@ def seed_history(target_orders: int, batch_orders: int = BATCH_ORDERS,
     if postgres:
         db.session.execute(text("ANALYZE " + ", ".join(ANALYSED)))
         db.session.commit()
+    # The history was written behind the app's back, into days the analytics rollup and
+    # the journal's day totals may hold as final: derive them again, as the tick would
+    # have as the days happened.
+    history_days = (beijing(line.start).date(), beijing(line.end).date())
+    analytics_rollup.forget(*history_days)
+    analytics_rollup.refresh(*history_days)
+    money_flow.forget_stored_days()
+    while money_flow.store_ended_days():
+        pass
+    db.session.commit()
     return SeedRun(present_before, target_orders, monotonic() - started)
 
 

@@ -11,7 +11,8 @@ import logging
 from flask import current_app
 
 from app.jobs.queues import JOB_SPECS, rq_queue
-from app.jobs.runner import run_job
+from app.jobs.runner import REQUEST_ID_META, run_job
+from app.observability.context import current_request_id
 
 log = logging.getLogger(__name__)
 
@@ -20,12 +21,15 @@ def enqueue(name: str, *args: int | str) -> None:
     """Run job ``name`` (a key of `JOB_SPECS`) with primitive arguments, after commit.
 
     Never raises for a queue outage: the row is in the database, and the sweeper finds
-    work whose job was lost.
+    work whose job was lost. The job's log records carry the request id this runs under
+    (inline, the job runs inside it; on RQ, it travels in the job's meta).
     """
     spec = JOB_SPECS[name]
     if not current_app.config.get("REDIS_URL"):
         run_job(name, *args)
         return
+    request_id = current_request_id()
+    meta = {REQUEST_ID_META: request_id} if request_id else None
     try:
         queue = rq_queue(spec.queue)
         # One round trip: RQ sends its commands in two without a pipeline of ours.
@@ -38,6 +42,7 @@ def enqueue(name: str, *args: int | str) -> None:
                 job_id=f"{current_app.config['JOBS_QUEUE_PREFIX']}-{spec.job_id(*args)}",
                 retry=spec.retry(),
                 failure_ttl=7 * 24 * 3600,
+                meta=meta,
                 pipeline=pipeline,
             )
             pipeline.execute()

@@ -6,18 +6,25 @@ import time
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from prometheus_client import start_http_server
 from rq.serializers import JSONSerializer
 
 from app.jobs.periodic import tick
 from app.jobs.queues import QUEUE_NAMES, queue_name, redis_connection
 from app.jobs.worker import JobWorker
+from app.observability.metrics import process_registry
 
 jobs_cli = AppGroup("jobs", help="Background jobs: RQ worker, scheduler, periodic tick.")
 
 
 @jobs_cli.command("worker")
 @click.option("--burst", is_flag=True, help="Exit once the queues are empty.")
-def worker_command(burst: bool) -> None:
+@click.option("--metrics-port", type=int, default=None,
+              help="Serve this worker's job metrics at http://<--metrics-host>:PORT/ (a worker on a "
+                   "host of its own; next to the site, share PROMETHEUS_MULTIPROC_DIR instead).")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True,
+              help="The address --metrics-port listens on (no token there: keep it private).")
+def worker_command(burst: bool, metrics_port: int | None, metrics_host: str) -> None:
     """Run an RQ worker inside the app context.
 
     A SimpleWorker runs jobs in this process: no fork and no re-import per job, so the
@@ -26,6 +33,8 @@ def worker_command(burst: bool) -> None:
     """
     if not current_app.config.get("REDIS_URL"):
         raise click.ClickException("REDIS_URL is not set: jobs run inline, no worker needed")
+    if metrics_port is not None:
+        start_http_server(metrics_port, addr=metrics_host, registry=process_registry())
     worker = JobWorker(
         [queue_name(name) for name in QUEUE_NAMES],
         connection=redis_connection(),

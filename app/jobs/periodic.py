@@ -19,6 +19,8 @@ from sqlalchemy import select, update
 from app.alerts.checks import evaluate, read_failed_job_count
 from app.alerts.episodes import record_evaluation
 from app.alerts.notices import queue_alert_emails
+from app.analytics import money_flow
+from app.analytics import rollup as analytics_rollup
 from app.checkout.models import Order
 from app.earnings.maturity import due_order_ids
 from app.earnings.statements import instructors_due
@@ -208,6 +210,23 @@ def raise_alerts() -> int:
     return len(evaluation.firing)
 
 
+def store_money_days() -> int:
+    """Store the journal totals of ended days that have none yet (the money charts'
+    rows; a few dozen days a round at most)."""
+    stored = money_flow.store_ended_days()
+    db.session.commit()
+    return stored
+
+
+def refresh_analytics_rollup() -> int:
+    """Roll up the analytics page's days that are due: those never rolled up and those
+    that can still change (app/analytics/rollup.py); in the ticker's own transaction,
+    committed here, so a day's rows are replaced at once. Returns how many days."""
+    days = analytics_rollup.refresh_due()
+    db.session.commit()
+    return days
+
+
 def tick() -> dict[str, int]:
     """One round of periodic work, in an order where each step can feed the next."""
     return {
@@ -222,6 +241,9 @@ def tick() -> dict[str, int]:
         "alerts": raise_alerts(),  # after the sweeps, which may end a condition
         "mail_due": deliver_due_mail(),  # after the steps above, which may queue mail
         "events_due": deliver_due_events(),
+        "money_days": store_money_days(),
+        # After the steps that settle payments and refunds, which change recent days.
+        "analytics_rollup": refresh_analytics_rollup(),
         # Last: it downloads whole bills, and nothing above waits on it.
         "bills_due": reconcile_due_bills(),
     }

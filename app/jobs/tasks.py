@@ -13,6 +13,7 @@ from app.extensions import db
 from app.jobs import enqueue
 from app.jobs.runner import job
 from app.mail.delivery import deliver
+from app.observability.metrics import count_processed_notification
 from app.payments import resolution
 from app.payments.services import process_inbox
 from app.payments.settlement import Settlement
@@ -33,6 +34,7 @@ def _follow_up(settlement: Settlement) -> str:
 def process_notification(inbox_id: int) -> str:
     settlement = process_inbox(inbox_id)
     db.session.commit()
+    count_processed_notification(settlement.channel, settlement.outcome)
     log.info("notification %s: %s", inbox_id, settlement.outcome)
     return _follow_up(settlement)
 

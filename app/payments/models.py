@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.checkout.models import Order, OrderLine
@@ -19,6 +19,12 @@ class PaymentAttempt(db.Model):
         CheckConstraint("amount_fen > 0", name="amount_fen"),
         CheckConstraint("channel IN ('alipay', 'wechat')", name="channel"),
         CheckConstraint("fee_fen >= 0", name="fee_fen"),
+        # The paid attempts' timeline, whole, by payment time: app/analytics ranks a
+        # month of fund-flow times (at a million orders, some 70,000 payments) from the
+        # index alone, without reading the table's wide rows.
+        Index("ix_payment_attempts_paid_timeline", "succeeded_at", "channel", "channel_opened_at",
+              "qr_issued_at", "booked_at",
+              sqlite_where=text("status = 'succeeded'"), postgresql_where=text("status = 'succeeded'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

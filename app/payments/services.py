@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Insert, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -25,7 +25,12 @@ BODY_EXCERPT_CHARS = 2000
 
 
 class NotificationMismatch(Exception):
-    """A correctly signed notification that does not match any attempt of ours."""
+    """A correctly signed notification that does not match any attempt of ours.
+    ``kind`` names the check it failed in a word (the metrics count by it)."""
+
+    def __init__(self, message: str, kind: str = "mismatch") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -80,14 +85,15 @@ def check_against_attempt(notification: Notification) -> int:
         _ATTEMPT_TO_CHECK, {"out_trade_no": notification.out_trade_no}
     ).one_or_none()
     if attempt is None:
-        raise NotificationMismatch("unknown out_trade_no")
+        raise NotificationMismatch("unknown out_trade_no", kind="unknown_trade")
     if attempt.channel != notification.channel:
         raise NotificationMismatch("channel does not match the attempt")
     if notification.currency != "CNY":
         raise NotificationMismatch("currency is not CNY")
     if notification.amount_fen != attempt.amount_fen:
         raise NotificationMismatch(
-            f"amount {notification.amount_fen} does not match attempt {attempt.amount_fen}"
+            f"amount {notification.amount_fen} does not match attempt {attempt.amount_fen}",
+            kind="amount_mismatch",
         )
     return attempt.id
 
@@ -165,6 +171,11 @@ def process_inbox(inbox_id: int) -> Settlement:
     )
     if row is None:
         return Settlement("missing")
+    channel = row.channel  # read now: a compare-and-set expires the row, and a re-read costs a query
+    return replace(_process_row(row), channel=channel)
+
+
+def _process_row(row: InboxNotification) -> Settlement:
     if row.status == "processed":
         return Settlement("already processed")
     attempt = row.attempt

@@ -40,10 +40,12 @@ QUERY_EVERY = timedelta(minutes=1)
 
 @dataclass(frozen=True)
 class Settlement:
-    """The outcome in words (for logs and the inbox row), and a refund to run, if any."""
+    """The outcome in words (for logs and the inbox row), and a refund to run, if any;
+    for a processed notification, also its channel (for the metrics)."""
 
     outcome: str
     refund_id: int | None = None
+    channel: str | None = None
 
 
 def next_query_delay(queries_made: int) -> timedelta:

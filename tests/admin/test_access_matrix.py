@@ -258,7 +258,7 @@ def test_payment_analytics_follow_the_issue(app: Flask) -> None:
     roles = {None, "learner", "instructor", "support", "finance", "admin"}
     assert {role for role in roles if may_view(role, "analytics")} == ANALYTICS_ACCESS
     routes = {(function, method) for view, function, _, method in admin_routes(app) if view.endpoint == "analytics"}
-    assert routes == {("index", "GET"), ("csv_file", "GET")}
+    assert routes == {("index", "GET"), ("money", "GET"), ("csv_file", "GET")}
 
 
 @pytest.mark.parametrize(("view", "action"), list(EARNINGS_ACCESS))

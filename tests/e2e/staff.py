@@ -1,7 +1,8 @@
 """Staff on the live server: signing in with the password, then the second factor; and a
-refund as a learner asks for it and support approves it."""
+refund as a learner asks for it, support approves it and the order shows it refunded."""
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
@@ -47,3 +48,18 @@ def approve_refund(site: LiveSite, staff: requests.Session, order_no: str,
     assert approved.status_code == 302, approved.text
     assert staff.get(urljoin(detail.url, approved.headers["Location"]), timeout=TIMEOUT).ok
     return refund_id
+
+
+REFUNDED_WITHIN_SECONDS = 20.0
+
+
+def order_status(site: LiveSite, browser: requests.Session, order_no: str) -> str:
+    return browser.get(site.url(f"/orders/{order_no}/status"), timeout=TIMEOUT).json()["status"]
+
+
+def wait_until_refunded(site: LiveSite, browser: requests.Session, order_no: str) -> None:
+    """Poll the learner's order status until the approved refund has gone through."""
+    deadline = time.monotonic() + REFUNDED_WITHIN_SECONDS
+    while order_status(site, browser, order_no) != "refunded":
+        assert time.monotonic() < deadline, "the refund did not complete"
+        time.sleep(0.2)

@@ -7,14 +7,13 @@ finance's action.
 """
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
 import pytest
 import requests
 
-from tests.e2e.staff import log_in
+from tests.e2e.staff import log_in, wait_until_refunded
 from tests.e2e.test_live_purchase import (
     TIMEOUT,
     buy_two_courses,
@@ -23,7 +22,6 @@ from tests.e2e.test_live_purchase import (
     post_form,
     wait_until_paid,
 )
-from tests.e2e.test_live_refund import order_status
 from tests.e2e.test_live_wechat import database_rows
 
 if TYPE_CHECKING:
@@ -34,7 +32,6 @@ FINANCE_PASSWORD = "finance-password-123"
 TAX_ID = "91330100716105852F"  # a real company's unified social credit code
 INVOICE_NUMBER = "26442000000123456789"
 PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
-REFUNDED_WITHIN_SECONDS = 20.0
 COMPANY = {"title_type": "company", "title": "阿里巴巴（中国）有限公司", "email": "invoices@example.com"}
 
 
@@ -153,10 +150,7 @@ def test_an_invoice_is_requested_issued_downloaded_and_flagged_by_a_refund(live_
         refund_detail = finance.get(site.url(f"/admin/refund/{refund_id}/"), timeout=TIMEOUT)
         approved = post_form(finance, refund_detail, f"/admin/refund/{refund_id}/approve", reason="Within policy")
         assert approved.status_code == 302, approved.text
-        deadline = time.monotonic() + REFUNDED_WITHIN_SECONDS
-        while order_status(site, browser, purchase.order_no) != "refunded":
-            assert time.monotonic() < deadline, "the refund did not complete"
-            time.sleep(0.2)
+        wait_until_refunded(site, browser, purchase.order_no)
 
         [row] = invoice_rows(site, purchase.order_no)
         assert row[1:5] == ("red_letter_required", TAX_ID, purchase.total_fen, purchase.total_fen)

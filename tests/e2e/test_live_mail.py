@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Callable
 import pytest
 import requests
 
-from tests.e2e.staff import approve_refund, ask_for_refund, log_in
+from tests.e2e.staff import approve_refund, ask_for_refund, log_in, order_status
 from tests.e2e.test_live_purchase import TIMEOUT, buy_two_courses, pay_with_phone, post_form, wait_until_paid
-from tests.e2e.test_live_refund import SUPPORT_EMAIL, SUPPORT_PASSWORD, order_status
+from tests.e2e.test_live_refund import SUPPORT_EMAIL, SUPPORT_PASSWORD
 from tests.e2e.test_live_wechat import database_rows
 from tests.smtp_server import start_smtp_server
 

@@ -18,10 +18,9 @@ from typing import TYPE_CHECKING, Callable
 import pytest
 import requests
 
-from tests.e2e.staff import approve_refund, ask_for_refund, log_in
+from tests.e2e.staff import approve_refund, ask_for_refund, log_in, wait_until_refunded
 from tests.e2e.test_live_purchase import TIMEOUT, buy_two_courses, element_text, pay_with_phone, post_form, \
     wait_until_paid
-from tests.e2e.test_live_refund import order_status
 from tests.e2e.test_live_wechat import database_rows
 from tests.platform_receiver import Receiver, running_receiver
 
@@ -121,10 +120,7 @@ def test_signed_events_reach_the_platform_and_bad_ones_are_refused(live_site: Li
         # The refund; the receiver is down (500) for the whole (shortened) schedule.
         ask_for_refund(site, browser, purchase.order_no)
         approve_refund(site, admin, purchase.order_no)
-        deadline = time.monotonic() + WITHIN_SECONDS
-        while order_status(site, browser, purchase.order_no) != "refunded":
-            assert time.monotonic() < deadline, "the refund did not complete"
-            time.sleep(0.2)
+        wait_until_refunded(site, browser, purchase.order_no)
 
         receiver.mode = "fail"
         refund_rows = lambda: [row for row in deliveries(site, purchase.order_no)  # noqa: E731

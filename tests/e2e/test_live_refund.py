@@ -5,14 +5,13 @@ refunded, the course is closed again, and every ledger account of the order nets
 from __future__ import annotations
 
 import re
-import time
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
 import pytest
 import requests
 
-from tests.e2e.staff import log_in
+from tests.e2e.staff import log_in, wait_until_refunded
 from tests.e2e.test_live_purchase import (
     TIMEOUT,
     buy_two_courses,
@@ -27,11 +26,6 @@ if TYPE_CHECKING:
 
 SUPPORT_EMAIL = "support-e2e@example.com"
 SUPPORT_PASSWORD = "support-password-123"
-REFUNDED_WITHIN_SECONDS = 20.0
-
-
-def order_status(site: LiveSite, browser: requests.Session, order_no: str) -> str:
-    return browser.get(site.url(f"/orders/{order_no}/status"), timeout=TIMEOUT).json()["status"]
 
 
 @pytest.mark.parametrize("live_site", ["inline", "rq"], indirect=True)
@@ -67,10 +61,7 @@ def test_a_refund_approved_in_the_back_office_returns_the_money(live_site: LiveS
         assert approved.status_code == 302, approved.text
         assert support.get(urljoin(detail.url, approved.headers["Location"]), timeout=TIMEOUT).ok
 
-        deadline = time.monotonic() + REFUNDED_WITHIN_SECONDS
-        while order_status(site, browser, purchase.order_no) != "refunded":
-            assert time.monotonic() < deadline, "the refund did not complete"
-            time.sleep(0.2)
+        wait_until_refunded(site, browser, purchase.order_no)
 
         orders_page = browser.get(site.url("/orders"), timeout=TIMEOUT).text
         assert re.search(r"refund [^<]*: succeeded", orders_page), orders_page

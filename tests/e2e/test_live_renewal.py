@@ -15,9 +15,9 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from tests.e2e.staff import approve_refund, ask_for_refund
+from tests.e2e.staff import approve_refund, ask_for_refund, wait_until_refunded
 from tests.e2e.test_live_purchase import TIMEOUT, Purchase, pay_with_phone, post_form, wait_until_paid
-from tests.e2e.test_live_refund import SUPPORT_EMAIL, SUPPORT_PASSWORD, log_in, order_status
+from tests.e2e.test_live_refund import SUPPORT_EMAIL, SUPPORT_PASSWORD, log_in
 from tests.e2e.test_live_wechat import database_rows
 
 if TYPE_CHECKING:
@@ -185,10 +185,7 @@ def refund_in_full(site: LiveSite, browser: requests.Session, support: requests.
     refunds at the emulator."""
     ask_for_refund(site, browser, order_no, reason="No longer needed")
     approve_refund(site, support, order_no, reason="policy ok")
-    deadline = time.monotonic() + 20
-    while order_status(site, browser, order_no) != "refunded":
-        assert time.monotonic() < deadline, "the refund did not complete"
-        time.sleep(0.2)
+    wait_until_refunded(site, browser, order_no)
 
 
 @pytest.mark.parametrize("live_site", ["inline"], indirect=True)

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.e2e.staff import approve_refund, ask_for_refund
+from tests.e2e.staff import approve_refund, ask_for_refund, order_status, wait_until_refunded
 from tests.e2e.test_live_purchase import (
     TIMEOUT,
     Purchase,
@@ -30,7 +30,7 @@ from tests.e2e.test_live_purchase import (
     wait_until_paid,
     yuan,
 )
-from tests.e2e.test_live_refund import SUPPORT_EMAIL, SUPPORT_PASSWORD, log_in, order_status
+from tests.e2e.test_live_refund import SUPPORT_EMAIL, SUPPORT_PASSWORD, log_in
 from tests.e2e.test_live_wechat import database_rows
 
 if TYPE_CHECKING:
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 TAX_RATE = Decimal("0.05")
 BALANCE_ONLY_SLUG = "mlops"  # ¥399 → ¥418.95 with tax
 MIXED_SLUG = "distributed-systems"  # ¥299 → ¥313.95 with tax
-REFUNDED_WITHIN_SECONDS = 20.0
 
 
 def register(site: LiveSite, browser: requests.Session, name: str) -> None:
@@ -121,10 +120,7 @@ def test_a_learner_tops_up_pays_from_the_balance_and_gets_a_refund_back_into_it(
         ask_for_refund(site, browser, mixed)
         log_in(site, support, SUPPORT_EMAIL, SUPPORT_PASSWORD)
         approve_refund(site, support, mixed)
-        deadline = time.monotonic() + REFUNDED_WITHIN_SECONDS
-        while order_status(site, browser, mixed) != "refunded":
-            assert time.monotonic() < deadline, "the refund did not complete"
-            time.sleep(0.2)
+        wait_until_refunded(site, browser, mixed)
         # The balance part is back as it was spent: paid money and bonus apart.
         assert wallet(site, browser) == (yuan(left_fen), yuan(left_fen - 2000), "¥20.00")
 

@@ -8,7 +8,7 @@ channel-silence alert). The inbox index is built CONCURRENTLY on PostgreSQL, as
 6350a4cca3ef does, so a live table keeps taking callbacks.
 
 Revision ID: 9c3f5a8e1d27
-Revises: 6350a4cca3ef
+Revises: 7b1e4d9a2f60
 Create Date: 2026-11-27 10:00:00.000000
 
 """
@@ -18,8 +18,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '9c3f5a8e1d27'
-# TEMPORARY: 7b1e4d9a2f60 is being written in parallel; re-chain to it before merging.
-down_revision = '6350a4cca3ef'
+down_revision = '7b1e4d9a2f60'
 branch_labels = None
 depends_on = None
 
