@@ -278,6 +278,9 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None) ->
         # hour's orders below these basis points once this many started a payment;
         # callbacks left unprocessed this long; e-mails to admins as alerts start and end.
         "ALERT_CALLBACK_SILENCE_MINUTES": _int(env, "ALERT_CALLBACK_SILENCE_MINUTES", 10, minimum=1),
+        # One learner walking away from a QR code is no sign of a silent channel; this
+        # many waiting at once, with no callback from the channel meanwhile, is.
+        "ALERT_CALLBACK_SILENCE_MIN_PENDING": _int(env, "ALERT_CALLBACK_SILENCE_MIN_PENDING", 3, minimum=1),
         "ALERT_SUCCESS_RATE_BPS": _bps(env, "ALERT_SUCCESS_RATE_BPS", 8000),
         "ALERT_SUCCESS_RATE_MIN_ORDERS": _int(env, "ALERT_SUCCESS_RATE_MIN_ORDERS", 20, minimum=1),
         "ALERT_INBOX_AGE_MINUTES": _int(env, "ALERT_INBOX_AGE_MINUTES", 5, minimum=1),

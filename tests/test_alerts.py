@@ -140,6 +140,7 @@ def assert_clears(app: Flask, admin: FlaskClient, key: str) -> None:
 # --- 1. a channel silent while attempts wait ------------------------------------------
 
 
+@pytest.mark.app_config(ALERT_CALLBACK_SILENCE_MIN_PENDING=1)
 def test_a_channel_silent_while_an_attempt_waits_alerts_until_its_callback_arrives(
     app: Flask, clock: Clock, admin: FlaskClient
 ) -> None:
@@ -165,6 +166,7 @@ def test_a_channel_silent_while_an_attempt_waits_alerts_until_its_callback_arriv
     assert_clears(app, admin, "channel_silence:alipay")
 
 
+@pytest.mark.app_config(ALERT_CALLBACK_SILENCE_MIN_PENDING=1)
 def test_only_live_attempts_of_pending_orders_that_waited_the_window_count_and_a_recent_callback_silences_it(
     app: Flask, clock: Clock
 ) -> None:
@@ -190,6 +192,20 @@ def test_only_live_attempts_of_pending_orders_that_waited_the_window_count_and_a
         "No Alipay callback for 17 minutes while 1 attempt is pending")
     clock.advance(minutes=-8)  # a callback 9 minutes ago: within the window
     assert "channel_silence:alipay" not in firing(app)
+
+
+def test_a_channel_is_called_silent_only_when_enough_attempts_wait(app: Flask, clock: Clock) -> None:
+    """By default three waiting attempts, not one or two learners who walked away."""
+    with app.app_context():
+        learner_id = make_learner()
+        for _ in range(2):
+            add_order(learner_id, clock.current - timedelta(minutes=12), "pending", "created")
+        db.session.commit()
+    assert firing(app) == {}
+    with app.app_context():
+        add_order(learner_id, clock.current - timedelta(minutes=11), "pending", "created")
+        db.session.commit()
+    assert firing(app)["channel_silence:alipay"].message.endswith("while 3 attempts are pending")
 
 
 # --- 2. the success rate of the last hour ---------------------------------------------

@@ -9,8 +9,10 @@ the back-office page where they can act. The exact conditions (README "Alerts"):
   order paid or closed meanwhile waits for nothing), its QR has not reached its deadline
   (past it, the channel takes no payment and sends no callback), and it was created at
   least ALERT_CALLBACK_SILENCE_MINUTES ago, so it had the whole window to be paid. The
-  alert fires when such attempts exist and the channel's latest inbox row is older than
-  the window (or there is none). The window must be shorter than ORDER_TTL_MINUTES.
+  alert fires when at least ALERT_CALLBACK_SILENCE_MIN_PENDING such attempts wait (one
+  abandoned QR code on a quiet night is not a silent channel) and the channel's latest
+  inbox row is older than the window (or there is none). The window must be shorter
+  than ORDER_TTL_MINUTES.
 - **success rate**: orders created in the hour that ended ORDER_TTL_MINUTES ago (each
   has passed its payment deadline, so its outcome is known); of those that started a
   payment, the share paid, as `app.analytics.measures.SuccessRate`. Fires below
@@ -105,7 +107,7 @@ def channel_silence(moment: datetime) -> list[Alert]:
     alerts = []
     for channel in channels:
         waiting = pending.get(channel, 0)
-        if not waiting:
+        if waiting < current_app.config["ALERT_CALLBACK_SILENCE_MIN_PENDING"]:
             continue
         last = db.session.scalar(select(func.max(InboxNotification.received_at))
                                  .where(InboxNotification.channel == channel))
