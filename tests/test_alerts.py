@@ -137,13 +137,9 @@ def assert_clears(app: Flask, admin: FlaskClient, key: str) -> None:
     assert len(alert_mail(app)) == 4 and episodes(app) == [(key, False)]
 
 
-# --- 1. a channel silent while attempts wait ------------------------------------------
-
-
-@pytest.mark.app_config(ALERT_CALLBACK_SILENCE_MIN_PENDING=1)
-def test_a_channel_silent_while_an_attempt_waits_alerts_until_its_callback_arrives(
-    app: Flask, clock: Clock, admin: FlaskClient
-) -> None:
+def a_learner_at_the_pay_page(app: Flask) -> tuple[FlaskClient, str, str]:
+    """A learner who checked out a course with Alipay: their client, the attempt's QR
+    code and its out_trade_no."""
     with app.app_context():
         course_id = make_course()
         make_learner()
@@ -151,7 +147,18 @@ def test_a_channel_silent_while_an_attempt_waits_alerts_until_its_callback_arriv
     login(learner)
     order_no = checkout(learner, [course_id])
     with app.app_context():
-        qr = attempt_of(order_no).qr_code
+        attempt = attempt_of(order_no)
+        return learner, attempt.qr_code, attempt.out_trade_no
+
+
+# --- 1. a channel silent while attempts wait ------------------------------------------
+
+
+@pytest.mark.app_config(ALERT_CALLBACK_SILENCE_MIN_PENDING=1)
+def test_a_channel_silent_while_an_attempt_waits_alerts_until_its_callback_arrives(
+    app: Flask, clock: Clock, admin: FlaskClient
+) -> None:
+    _learner, qr, _out_trade_no = a_learner_at_the_pay_page(app)
 
     clock.advance(minutes=9)  # the attempt has not waited the whole window yet
     assert firing(app) == {}
@@ -325,14 +332,7 @@ def test_an_unresolved_discrepancy_alerts_until_finance_resolves_it(app: Flask, 
 def test_a_callback_unprocessed_for_five_minutes_alerts_until_a_worker_books_it(
     app: Flask, clock: Clock, admin: FlaskClient, redis_jobs: redis.Redis
 ) -> None:
-    with app.app_context():
-        course_id = make_course()
-        make_learner()
-    learner = app.test_client()
-    login(learner)
-    order_no = checkout(learner, [course_id])
-    with app.app_context():
-        out_trade_no = attempt_of(order_no).out_trade_no
+    learner, _qr, out_trade_no = a_learner_at_the_pay_page(app)
     body = signed_body(notification_fields(out_trade_no, 10000))
     assert learner.post("/notify/alipay", data=body, headers=FORM).text == "success"  # queued; no worker runs
 

@@ -94,6 +94,15 @@ def test_paying_books_the_pool_and_opens_every_course(app, clock):
         assert not is_member(learner)
 
 
+def test_the_dashboard_counts_a_paid_membership_as_sold_today(app, clock):
+    from app.admin.queries import dashboard
+
+    with app.app_context():
+        ids = _world()
+        _buy(make_learner(), ids["plan"])
+        assert (dashboard().paid_orders, dashboard().revenue_fen) == (1, 200)
+
+
 def test_a_member_studies_any_course_during_the_period_only(app, client, clock):
     with app.app_context():
         ids = _world()

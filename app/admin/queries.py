@@ -48,10 +48,10 @@ def dashboard() -> Dashboard:
     whatever happened to them afterwards; refunds show in the pending count and the
     ledger. Failed jobs are counted by the view (they live in Redis, not here). Top-ups of
     the prepaid balance are not revenue (the balance is owed to the learner): the course
-    orders it pays for are."""
+    and membership orders it pays for are."""
     today = beijing(now()).date()
     start, end = beijing_day_bounds(today)
-    paid_today = (Order.paid_at >= start, Order.paid_at < end, Order.kind == "course")
+    paid_today = (Order.paid_at >= start, Order.paid_at < end, Order.kind != "topup")
     paid_orders, revenue = db.session.execute(
         select(func.count(Order.id), func.coalesce(func.sum(Order.total_fen), 0)).where(*paid_today)
     ).one()

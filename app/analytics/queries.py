@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from flask import current_app
-from sqlalchemy import Select, Subquery, and_, case, func, literal, literal_column, or_, select, text, tuple_
+from sqlalchemy import Row, Select, Subquery, and_, case, func, literal, literal_column, or_, select, text, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -294,15 +294,20 @@ def _percentiles(durations: Subquery, keys: list) -> list[FundFlowRow]:
     query = (select(*keys, func.count(),
                     *(func.percentile_disc(fractions).within_group(durations.c[name]) for name in MEASURES))
              .group_by(*keys).order_by(*keys))
-    names = [column.name for column in keys]
     rows = []
     for row in db.session.execute(query):
-        values = list(row)
-        row_day = values.pop(0) if "day" in names else None
-        row_channel = values.pop(0) if "channel" in names else None
-        count = values.pop(0)
-        rows.append(_row(row_day, row_channel, count, [value for pair in values for value in pair]))
+        row_day, row_channel, (count, *pairs) = _split_keys(row, keys)
+        rows.append(_row(row_day, row_channel, count, [value for pair in pairs for value in pair]))
     return rows
+
+
+def _split_keys(row: Row, keys: list) -> tuple[int | None, str | None, list]:
+    """A grouped row's day and channel (None for a key not grouped by) and the rest."""
+    values = list(row)
+    names = [column.name for column in keys]
+    row_day = values.pop(0) if "day" in names else None
+    row_channel = values.pop(0) if "channel" in names else None
+    return row_day, row_channel, values
 
 
 def _summaries_by_grouping_sets(durations: Subquery, sets: list[list]) -> FundFlowSummaries:
@@ -341,13 +346,10 @@ def _ranked_summary(durations: Subquery, keys: list) -> list[FundFlowRow]:
     group = [ranked.c[column.name] for column in keys]
     query = (select(*group, func.max(count), *(at_rank(name, percent) for name in MEASURES for percent in (50, 95)))
              .group_by(*group).order_by(*group))
-    names = [column.name for column in keys]
     rows = []
     for row in db.session.execute(query):
-        values = list(row)
-        row_day = values.pop(0) if "day" in names else None
-        row_channel = values.pop(0) if "channel" in names else None
-        rows.append(_row(row_day, row_channel, values.pop(0), values))
+        row_day, row_channel, (count, *values) = _split_keys(row, keys)
+        rows.append(_row(row_day, row_channel, count, values))
     return rows
 
 

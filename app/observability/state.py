@@ -15,6 +15,8 @@ from typing import Iterator
 from flask import current_app
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import case, func, select
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.analytics.measures import BASIS_POINTS, SuccessRate
 from app.checkout.models import Order
@@ -29,28 +31,21 @@ log = logging.getLogger(__name__)
 SUCCESS_WINDOW = timedelta(hours=1)
 
 
+def _per_channel(channel: InstrumentedAttribute[str], condition: ColumnElement[bool]) -> dict[str, int]:
+    """Rows meeting ``condition`` counted per channel, every channel we know listed."""
+    counts = dict.fromkeys(CHANNELS, 0)
+    counts.update(dict(db.session.execute(select(channel, func.count()).where(condition).group_by(channel)).all()))
+    return counts
+
+
 def pending_attempts() -> dict[str, int]:
     """Open payment attempts (a QR shown, not yet paid, closed or failed) per channel."""
-    counts = dict.fromkeys(CHANNELS, 0)
-    rows = db.session.execute(
-        select(PaymentAttempt.channel, func.count())
-        .where(PaymentAttempt.status == "created")
-        .group_by(PaymentAttempt.channel)
-    )
-    counts.update({channel: count for channel, count in rows})
-    return counts
+    return _per_channel(PaymentAttempt.channel, PaymentAttempt.status == "created")
 
 
 def unprocessed_notifications() -> dict[str, int]:
     """Stored callbacks the job has not processed yet, per channel."""
-    counts = dict.fromkeys(CHANNELS, 0)
-    rows = db.session.execute(
-        select(InboxNotification.channel, func.count())
-        .where(InboxNotification.status == "received")
-        .group_by(InboxNotification.channel)
-    )
-    counts.update({channel: count for channel, count in rows})
-    return counts
+    return _per_channel(InboxNotification.channel, InboxNotification.status == "received")
 
 
 def recent_success_rate() -> SuccessRate:
