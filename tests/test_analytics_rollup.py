@@ -23,6 +23,8 @@ from app.analytics.report import dashboard
 from app.checkout.models import Order
 from app.extensions import db
 from app.jobs.periodic import tick
+from app.ledger import accounts
+from app.ledger.services import post_entry
 from app.payments.models import PaymentAttempt
 from tests.admin import conftest as back_office
 from tests.conftest import Clock
@@ -185,7 +187,7 @@ def test_a_day_is_refreshed_after_a_late_payment_and_a_refund(app: Flask, clock:
 
 def test_a_final_day_is_not_recomputed(app: Flask, clock: Clock, history: list[int]) -> None:
     """Past the order deadline, the refund window and the settling time a day is final:
-    a change to its orders (only a hand could make one now) is not picked up."""
+    a change to its orders that books nothing (a hand edit) is not picked up."""
     with app.app_context():
         final_from = rollup.final_after(FIRST)
         assert final_from == datetime(2026, 11, 1, 16, 0) + timedelta(minutes=15, days=7) + rollup.SETTLING
@@ -210,6 +212,35 @@ def test_a_final_day_is_not_recomputed(app: Flask, clock: Clock, history: list[i
         assert first_day_rows(rollup_rows()) == first_day_rows(rows)
         day = DayRange(FIRST, FIRST)
         assert rollup.order_outcomes(day)["2026-11-01"].orders + 1 == queries.order_outcomes(day)["2026-11-01"].orders
+
+
+def test_a_booking_weeks_late_reopens_its_final_day(app: Flask, clock: Clock, history: list[int]) -> None:
+    """A refund asked for in the window but approved and completed after the day went
+    final: its journal entry sends the order's day back to the rollup, once."""
+    with app.app_context():
+        clock.current = rollup.final_after(FIRST) + timedelta(days=1)
+        refresh_as_the_tick()
+        assert db.session.get(AnalyticsDay, FIRST).final
+        day = DayRange(FIRST, FIRST)
+        before = rollup.order_outcomes(day)["2026-11-01"].refunded
+        paid_id = db.session.scalar(select(Order.id).where(
+            Order.status == "paid", Order.created_at >= FIRST_START, Order.created_at < FIRST_START + timedelta(days=1)))
+        clock.advance(minutes=10)
+        db.session.execute(update(Order).where(Order.id == paid_id).values(status="refunded"))
+        post_entry("refund", f"refund:late:{paid_id}", [(accounts.PLATFORM_REVENUE, 100),
+                                                        (accounts.channel("alipay"), -100)], order_id=paid_id)
+        db.session.commit()
+        clock.advance(minutes=1)
+        assert FIRST in rollup.due_days(clock.current)
+        refresh_as_the_tick()
+        assert rollup.order_outcomes(day)["2026-11-01"].refunded == before + 1
+        assert_rollup_equals_live(DayRange(FIRST, TODAY))
+        # Computed within COMMIT_SLACK of the booking (a transaction stamped as early may
+        # commit later): once more, and then, computed well after it, left alone.
+        clock.advance(minutes=3)
+        assert FIRST in rollup.due_days(clock.current)
+        refresh_as_the_tick()
+        assert FIRST not in rollup.due_days(clock.current + timedelta(minutes=1))
 
 
 def test_the_tick_step_is_idempotent(app: Flask, history: list[int]) -> None:

@@ -146,3 +146,22 @@ def test_the_worker_writes_its_state_only_when_it_changes(app: Flask, queued, mo
         assert trips.count == 2
         assert connection.hget(job_worker.key, "state") == b"busy"
         job_worker.register_death()
+
+
+def test_a_failing_periodic_step_is_counted_and_the_steps_after_it_still_run(app, monkeypatch, caplog) -> None:
+    from prometheus_client import REGISTRY
+
+    from app.jobs import periodic
+
+    def broken_rollup() -> int:
+        raise RuntimeError("statement timeout")
+
+    steps = tuple((name, broken_rollup if name == "analytics_rollup" else step) for name, step in periodic.STEPS)
+    monkeypatch.setattr(periodic, "STEPS", steps)
+    before = REGISTRY.get_sample_value("cashier_periodic_step_failures_total", {"step": "analytics_rollup"}) or 0
+    with app.app_context():
+        done = periodic.tick()
+    assert "analytics_rollup" not in done
+    assert "bills_due" in done and "mail_due" in done  # before and after it, all ran
+    assert REGISTRY.get_sample_value("cashier_periodic_step_failures_total", {"step": "analytics_rollup"}) == before + 1
+    assert "periodic step analytics_rollup failed" in caplog.text

@@ -19,7 +19,9 @@ the window's last day may wait for a second approval and for the channel's retri
 payment the channels notify late (or reconciliation finds) is booked then. So a day is
 *final* once SETTLING more has passed beyond those. `refresh_due` (the periodic tick)
 recomputes the days not rolled up yet and the days not final (at most every STALE_AFTER);
-a final day is never recomputed again. The page computes live the days without a row
+a final day is recomputed only when the journal books something for one of its orders
+later still (`late_bookings`: a refund whose second approval or retry took weeks, an
+inbox row replayed after a fix). The page computes live the days without a row
 (today always: it is never rolled up), so its figures equal the live queries' for every
 day: today's are current, a recent day's are as of the last refresh.
 """
@@ -29,17 +31,19 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from flask import current_app
-from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, text
+from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, text, union_all
 
 from app.analytics import queries
 from app.analytics.measures import DurationSummary, SuccessRate
 from app.analytics.models import (ALL_CHANNELS, AnalyticsDay, AnalyticsDayChannel, AnalyticsDayCourse,
                                   AnalyticsDayFundFlow, AnalyticsDaySlowest)
 from app.analytics.queries import DayOutcomes, DayRange, FundFlowRow, FundFlowSummaries, SlowPayment
+from app.analytics.sql import beijing_day_number
 from app.catalog.models import Course
 from app.checkout.models import Order
 from app.config import CHANNELS
 from app.extensions import db
+from app.ledger.models import JournalEntry
 from app.payments.models import PaymentAttempt
 from app.timeutil import BEIJING, beijing, from_aware, now
 
@@ -48,6 +52,10 @@ from app.timeutil import BEIJING, beijing, from_aware, now
 SETTLING = timedelta(days=7)
 # A day that may still change is recomputed when its figures are older than this.
 STALE_AFTER = timedelta(minutes=5)
+# How long a transaction may hold a journal entry stamped before a refresh and commit it
+# after: a final day a late booking touched is recomputed until it has been computed
+# this long after the booking.
+COMMIT_SLACK = timedelta(minutes=2)
 # One set of queries covers at most this many days (the page's own longest range), and
 # a round of the tick rolls up at most this many: a first run over years of history
 # catches up newest first, a quarter per round.
@@ -115,7 +123,8 @@ def refresh_due(limit: int | None = RUN_DAYS) -> int:
 
 def due_days(moment: datetime) -> list[date]:
     """The past days, from the first order's, that have no row, or a row that is not
-    final and is older than STALE_AFTER or could now be made final; oldest first."""
+    final and is older than STALE_AFTER or could now be made final, or a final row that
+    a late booking changed (`late_bookings`); oldest first."""
     first = first_order_day()
     today = beijing_today(moment)
     if first is None or first >= today:
@@ -123,13 +132,43 @@ def due_days(moment: datetime) -> list[date]:
     known = {day: (final, computed_at) for day, final, computed_at in db.session.execute(
         select(AnalyticsDay.day, AnalyticsDay.final, AnalyticsDay.computed_at)
         .where(AnalyticsDay.day >= first, AnalyticsDay.day < today))}
+    last_refresh = max((computed_at for _, computed_at in known.values()), default=None)
+    late = late_bookings(last_refresh - COMMIT_SLACK) if last_refresh is not None else {}
     due = []
     for offset in range((today - first).days):
         day = first + timedelta(days=offset)
         row = known.get(day)
-        if row is None or (not row[0] and (row[1] <= moment - STALE_AFTER or moment >= final_after(day))):
+        if row is None:
+            due.append(day)
+        elif not row[0]:
+            if row[1] <= moment - STALE_AFTER or moment >= final_after(day):
+                due.append(day)
+        elif day in late and row[1] <= late[day] + COMMIT_SLACK:
             due.append(day)
     return due
+
+
+def late_bookings(since: datetime) -> dict[date, datetime]:
+    """The days whose figures a booking since ``since`` may have changed, with the time
+    of the latest such booking: the creation day of each order the journal posted an
+    entry for (a payment, a refund, an orphan payment), and the payment day of its paid
+    attempts. The journal is stamped with our clock as it books, however old the
+    channel's own times are, so a callback processed or a refund completed weeks late
+    (a second approval, a retried refund, a replayed inbox row) reopens a final day.
+    Reads the entries since ``since`` by ``ix_journal_entries_created_at``."""
+    booked = (select(JournalEntry.order_id, func.max(JournalEntry.created_at).label("booked_at"))
+              .where(JournalEntry.created_at >= since, JournalEntry.order_id.is_not(None))
+              .group_by(JournalEntry.order_id).subquery())
+    created = select(beijing_day_number(Order.created_at), booked.c.booked_at).join(
+        booked, booked.c.order_id == Order.id)
+    paid = select(beijing_day_number(PaymentAttempt.succeeded_at), booked.c.booked_at).join(
+        booked, booked.c.order_id == PaymentAttempt.order_id).where(
+        PaymentAttempt.status == "succeeded", PaymentAttempt.succeeded_at.is_not(None))
+    late: dict[date, datetime] = {}
+    for number, booked_at in db.session.execute(union_all(created, paid)):
+        day = _day(number)
+        late[day] = max(booked_at, late.get(day, booked_at))
+    return late
 
 
 def forget(first: date, last: date) -> None:

@@ -1,6 +1,7 @@
 """`flask jobs worker | scheduler | tick`."""
 from __future__ import annotations
 
+import logging
 import time
 
 import click
@@ -9,10 +10,13 @@ from flask.cli import AppGroup
 from prometheus_client import start_http_server
 from rq.serializers import JSONSerializer
 
+from app.extensions import db
 from app.jobs.periodic import tick
 from app.jobs.queues import QUEUE_NAMES, queue_name, redis_connection
 from app.jobs.worker import JobWorker
 from app.observability.metrics import process_registry
+
+log = logging.getLogger(__name__)
 
 jobs_cli = AppGroup("jobs", help="Background jobs: RQ worker, scheduler, periodic tick.")
 
@@ -55,5 +59,10 @@ def tick_command() -> None:
 def scheduler_command(interval: int) -> None:
     """Run the periodic work forever (one scheduler per deployment)."""
     while True:
-        tick()
+        try:
+            tick()
+        except Exception:  # noqa: BLE001 - a lost database connection, say: the next round retries
+            log.exception("periodic tick failed")
+        finally:
+            db.session.remove()
         time.sleep(interval)

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from datetime import timedelta
+from typing import Callable
 
 from flask import Flask, current_app
 from sqlalchemy import select, update
@@ -27,6 +28,7 @@ from app.earnings.statements import instructors_due
 from app.extensions import db
 from app.jobs import enqueue
 from app.mail.services import due_message_ids
+from app.observability.metrics import count_periodic_failure
 from app.membership import pools as membership_pools
 from app.payments.models import InboxNotification, PaymentAttempt
 from app.payments.refunds import claim_refund, due_refund_ids
@@ -227,26 +229,41 @@ def refresh_analytics_rollup() -> int:
     return days
 
 
+# The round's steps, in an order where each can feed the next.
+STEPS: tuple[tuple[str, Callable[[], int]], ...] = (
+    ("inbox_requeued", sweep_inbox),
+    ("attempts_queried", query_due_attempts),
+    ("orders_due", expire_due_orders),
+    ("refunds_sent", send_due_refunds),
+    ("earnings_released", release_due_earnings),
+    ("membership_pools", share_membership_pools),  # before statements, which print them
+    ("statements_due", close_due_statements),
+    ("access_reminders", remind_ending_access),
+    ("alerts", raise_alerts),  # after the sweeps, which may end a condition
+    ("mail_due", deliver_due_mail),  # after the steps above, which may queue mail
+    ("events_due", deliver_due_events),
+    ("money_days", store_money_days),
+    # After the steps that settle payments and refunds, which change recent days.
+    ("analytics_rollup", refresh_analytics_rollup),
+    # Last: it downloads whole bills, and nothing above waits on it.
+    ("bills_due", reconcile_due_bills),
+)
+
+
 def tick() -> dict[str, int]:
-    """One round of periodic work, in an order where each step can feed the next."""
-    return {
-        "inbox_requeued": sweep_inbox(),
-        "attempts_queried": query_due_attempts(),
-        "orders_due": expire_due_orders(),
-        "refunds_sent": send_due_refunds(),
-        "earnings_released": release_due_earnings(),
-        "membership_pools": share_membership_pools(),  # before statements, which print them
-        "statements_due": close_due_statements(),
-        "access_reminders": remind_ending_access(),
-        "alerts": raise_alerts(),  # after the sweeps, which may end a condition
-        "mail_due": deliver_due_mail(),  # after the steps above, which may queue mail
-        "events_due": deliver_due_events(),
-        "money_days": store_money_days(),
-        # After the steps that settle payments and refunds, which change recent days.
-        "analytics_rollup": refresh_analytics_rollup(),
-        # Last: it downloads whole bills, and nothing above waits on it.
-        "bills_due": reconcile_due_bills(),
-    }
+    """One round of periodic work: each step's count, by name. A step that raises is
+    rolled back, logged and counted (``cashier_periodic_step_failures``) and left out of
+    the answer; the steps after it still run, so one broken step (a timeout rolling up
+    analytics, say) does not hold up mail, refunds or reconciliation."""
+    done: dict[str, int] = {}
+    for name, step in STEPS:
+        try:
+            done[name] = step()
+        except Exception:  # noqa: BLE001 - the next round retries the step
+            db.session.rollback()
+            log.exception("periodic step %s failed", name)
+            count_periodic_failure(name)
+    return done
 
 
 def start_background_ticker(app: Flask, interval_seconds: int = 10) -> threading.Thread:

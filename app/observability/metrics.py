@@ -30,6 +30,7 @@ class Metrics:
     notifications_processed: Counter
     job_seconds: Histogram
     job_failures: Counter
+    periodic_failures: Counter
 
 
 @functools.cache
@@ -58,6 +59,8 @@ def metrics() -> Metrics:
             ["job"], buckets=JOB_BUCKETS,
         ),
         job_failures=Counter("cashier_job_failures", "Job runs that raised, by job.", ["job"]),
+        periodic_failures=Counter("cashier_periodic_step_failures",
+                                  "Steps of the periodic round that raised, by step.", ["step"]),
     )
 
 
@@ -113,6 +116,10 @@ def processed_outcome(outcome_text: str) -> str:
 
 def count_processed_notification(channel: str | None, outcome_text: str) -> None:
     metrics().notifications_processed.labels(channel or "unknown", processed_outcome(outcome_text)).inc()
+
+
+def count_periodic_failure(step: str) -> None:
+    metrics().periodic_failures.labels(step).inc()
 
 
 def observe_job(name: str, seconds: float, failed: bool) -> None:
