@@ -215,6 +215,30 @@ def test_a_channel_is_called_silent_only_when_enough_attempts_wait(app: Flask, c
     assert firing(app)["channel_silence:alipay"].message.endswith("while 3 attempts are pending")
 
 
+def test_a_silence_holds_until_the_channel_speaks_not_until_its_qr_codes_expire(
+    app: Flask, clock: Clock, admin: FlaskClient
+) -> None:
+    with app.app_context():
+        learner_id = make_learner()
+        for _ in range(3):
+            add_order(learner_id, clock.current - timedelta(minutes=11), "pending", "created")
+        db.session.commit()
+    assert run_tick(app)["alerts"] == 1
+    clock.advance(minutes=5)  # the three QR codes are past their deadline; no callback came
+    assert list(firing(app)) == ["channel_silence:alipay"]
+    run_tick(app)
+    assert episodes(app) == [("channel_silence:alipay", True)] and len(alert_mail(app)) == 2
+    with app.app_context():
+        db.session.add(InboxNotification(
+            channel="alipay", dedupe_key="late", out_trade_no="T-late", trade_state="closed", amount_fen=100,
+            channel_trade_no="T2", raw_body="", status="processed", received_at=clock.current))
+        db.session.commit()
+    clock.advance(seconds=30)
+    assert firing(app) == {}
+    run_tick(app)
+    assert episodes(app) == [("channel_silence:alipay", False)]
+
+
 # --- 2. the success rate of the last hour ---------------------------------------------
 
 
@@ -258,7 +282,14 @@ def test_a_low_success_rate_of_enough_orders_alerts_until_the_hour_moves_on(
                  "Payment success rate 45.00 % (9 of 20 orders created 08:45–09:45 Beijing), below 80.00 %",
                  "/admin/analytics/")
 
-    clock.advance(minutes=61)  # those orders leave the hour
+    clock.advance(minutes=61)  # those orders leave the hour; too few others to tell
+    assert firing(app) == {}
+    run_tick(app)  # an unknown rate neither clears the episode nor e-mails again
+    assert episodes(app) == [("success_rate", True)] and len(alert_mail(app)) == 2
+    with app.app_context():
+        for _ in range(20):
+            add_order(learner_id, clock.current - timedelta(minutes=45), "paid", "succeeded")
+        db.session.commit()
     assert_clears(app, admin, "success_rate")
 
 

@@ -11,12 +11,13 @@ the back-office page where they can act. The exact conditions (README "Alerts"):
   least ALERT_CALLBACK_SILENCE_MINUTES ago, so it had the whole window to be paid. The
   alert fires when at least ALERT_CALLBACK_SILENCE_MIN_PENDING such attempts wait (one
   abandoned QR code on a quiet night is not a silent channel) and the channel's latest
-  inbox row is older than the window (or there is none). The window must be shorter
-  than ORDER_TTL_MINUTES.
+  inbox row is older than the window (or there is none); once fired, it holds until the
+  channel's next callback. The window must be shorter than ORDER_TTL_MINUTES.
 - **success rate**: orders created in the hour that ended ORDER_TTL_MINUTES ago (each
   has passed its payment deadline, so its outcome is known); of those that started a
   payment, the share paid, as `app.analytics.measures.SuccessRate`. Fires below
-  ALERT_SUCCESS_RATE_BPS once at least ALERT_SUCCESS_RATE_MIN_ORDERS started one.
+  ALERT_SUCCESS_RATE_BPS once at least ALERT_SUCCESS_RATE_MIN_ORDERS started one; with
+  fewer, the rate is unknown and an open episode stays open.
 - **failed jobs**: jobs in the failed registries of our RQ queues (the failed-jobs page's
   list): a requeue or a removal deals with one. Inline jobs (no Redis) leave none: what
   they fail to do the sweep finds again in the database (the inbox alert covers callbacks).
@@ -34,6 +35,7 @@ from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import and_, case, func, select
 
+from app.alerts.models import AlertEpisode
 from app.analytics.measures import SuccessRate, percent_text
 from app.checkout.models import Order
 from app.extensions import db
@@ -90,7 +92,18 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
+def open_silences() -> dict[str, datetime]:
+    """When each channel's open silence episode fired, by channel."""
+    prefix = f"{CHANNEL_SILENCE}:"
+    return {key.removeprefix(prefix): fired_at for key, fired_at in db.session.execute(
+        select(AlertEpisode.key, AlertEpisode.fired_at)
+        .where(AlertEpisode.kind == CHANNEL_SILENCE, AlertEpisode.cleared_at.is_(None)))}
+
+
 def channel_silence(moment: datetime) -> list[Alert]:
+    """Fires as the module says; once fired, it holds until the channel's next callback
+    (not until the waiting QR codes expire, which would clear it while the channel is
+    still silent and fire it again with the next ones)."""
     window = timedelta(minutes=current_app.config["ALERT_CALLBACK_SILENCE_MINUTES"])
     cutoff = moment - window
     channels = enabled_channels()
@@ -104,14 +117,19 @@ def channel_silence(moment: datetime) -> list[Alert]:
                PaymentAttempt.channel.in_(channels))
         .group_by(PaymentAttempt.channel)
     ).all())
+    fired = open_silences()
     alerts = []
     for channel in channels:
         waiting = pending.get(channel, 0)
-        if waiting < current_app.config["ALERT_CALLBACK_SILENCE_MIN_PENDING"]:
+        enough = waiting >= current_app.config["ALERT_CALLBACK_SILENCE_MIN_PENDING"]
+        if not enough and channel not in fired:
             continue
         last = db.session.scalar(select(func.max(InboxNotification.received_at))
                                  .where(InboxNotification.channel == channel))
-        if last is not None and last > cutoff:
+        if channel in fired:
+            if last is not None and last >= fired[channel]:
+                continue  # the channel spoke since the alert fired
+        elif last is not None and last > cutoff:
             continue
         label = CHANNEL_NAMES.get(channel, channel)
         since = (f"for {_minutes(moment - last)} minutes" if last is not None
@@ -150,12 +168,15 @@ def recent_success_rate(moment: datetime) -> SuccessRate:
     return SuccessRate(started=int(started), succeeded=int(succeeded))
 
 
-def success_rate(moment: datetime) -> list[Alert]:
+def success_rate(moment: datetime) -> list[Alert] | None:
+    """None when too few orders started a payment in the hour to tell: an open episode
+    then neither clears nor stays announced as new (a rate hovering around the minimum
+    would otherwise clear and fire again, e-mailing admins each time)."""
     config = current_app.config
     rate = recent_success_rate(moment)
     threshold = config["ALERT_SUCCESS_RATE_BPS"]
     if rate.started < config["ALERT_SUCCESS_RATE_MIN_ORDERS"] or rate.basis_points is None:
-        return []
+        return None
     if rate.basis_points >= threshold:
         return []
     start, end = (beijing(edge).strftime("%H:%M") for edge in success_rate_window(moment))
@@ -210,10 +231,17 @@ def stale_inbox(moment: datetime) -> list[Alert]:
 def evaluate(moment: datetime, failed_job_total: int | None) -> Evaluation:
     """Every alert firing at ``moment``; ``failed_job_total`` None when Redis could not
     be read (see `read_failed_job_count`)."""
-    firing = [*channel_silence(moment), *success_rate(moment)]
-    if failed_job_total is not None:
+    firing = channel_silence(moment)
+    unknown = set()
+    rate = success_rate(moment)
+    if rate is None:
+        unknown.add(SUCCESS_RATE)
+    else:
+        firing.extend(rate)
+    if failed_job_total is None:
+        unknown.add(FAILED_JOBS)
+    else:
         firing.extend(failed_jobs(failed_job_total))
     firing.extend(discrepancies())
     firing.extend(stale_inbox(moment))
-    unknown = frozenset() if failed_job_total is not None else frozenset({FAILED_JOBS})
-    return Evaluation(tuple(firing), unknown)
+    return Evaluation(tuple(firing), frozenset(unknown))
