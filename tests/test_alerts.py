@@ -282,6 +282,18 @@ def test_a_low_success_rate_of_enough_orders_alerts_until_the_hour_moves_on(
                  "Payment success rate 45.00 % (9 of 20 orders created 08:45–09:45 Beijing), below 80.00 %",
                  "/admin/analytics/")
 
+    # Its figures are the analytics page's: support sees neither the alert nor its history.
+    support = app.test_client()
+    login(support, SUPPORT, PASSWORD)
+    dashboard_page, history = support.get("/admin/"), support.get("/admin/alert/")
+    assert dashboard_page.status_code == history.status_code == 200
+    assert 'id="no-alerts"' in dashboard_page.text and "Payment success rate" not in history.text
+    assert "Payment success rate" in admin.get("/admin/alert/").text
+    with app.app_context():
+        episode_id = db.session.scalar(select(AlertEpisode.id))
+    assert "Payment success rate" not in support.get(f"/admin/alert/details/?id={episode_id}",
+                                                     follow_redirects=True).text
+
     clock.advance(minutes=61)  # those orders leave the hour; too few others to tell
     assert firing(app) == {}
     run_tick(app)  # an unknown rate neither clears the episode nor e-mails again

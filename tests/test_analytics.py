@@ -353,6 +353,12 @@ def test_a_bad_range_is_explained_not_an_error(client_as: Callable[[str], FlaskC
     assert client_as("admin").get("/admin/analytics/csv/nothing").status_code == 404
     wide = client_as("admin").get("/admin/analytics/?first=2020-01-01&last=2026-11-20")
     assert "At most 92 days" in wide.text
+    # Year 1 or 9999 would overflow the range's arithmetic: refused with a word, not a 500.
+    for query in ("first=0001-01-01", "last=0001-01-10", "last=9999-12-31"):
+        for path in ("/admin/analytics/", "/admin/analytics/money", "/admin/analytics/csv/funnel"):
+            answer = client_as("admin").get(f"{path}?{query}")
+            assert answer.status_code == 200, (path, query)
+    assert "is outside 2000-01-01" in client_as("admin").get("/admin/analytics/?first=0001-01-01").text
 
 
 # --- the timeline a real payment records ---------------------------------------------

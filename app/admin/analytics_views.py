@@ -25,6 +25,10 @@ from app.timeutil import beijing, now
 DEFAULT_DAYS = 30
 # A quarter at most: a day's column on the charts stays wider than its dot.
 MAX_DAYS = 92
+# Days the platform can have figures for: far enough either way for any real question,
+# near enough that a range's arithmetic (year 1, year 9999) cannot overflow.
+EARLIEST_DAY = date(2000, 1, 1)
+LATEST_AHEAD = timedelta(days=366)
 
 
 def requested_days() -> tuple[DayRange, list[str]]:
@@ -38,10 +42,15 @@ def requested_days() -> tuple[DayRange, list[str]]:
         if not text:
             return default
         try:
-            return date.fromisoformat(text)
+            asked = date.fromisoformat(text)
         except ValueError:
             problems.append(f"{name} {text[:20]!r} is not a day (YYYY-MM-DD): using {default.isoformat()}.")
             return default
+        if not EARLIEST_DAY <= asked <= today + LATEST_AHEAD:
+            problems.append(f"{name} {asked.isoformat()} is outside {EARLIEST_DAY.isoformat()} to a year from "
+                            f"today: using {default.isoformat()}.")
+            return default
+        return asked
 
     last = day("last", today)
     first = day("first", last - timedelta(days=DEFAULT_DAYS - 1))
