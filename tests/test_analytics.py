@@ -14,7 +14,7 @@ from typing import Callable
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import insert
+from sqlalchemy import insert, select, update
 
 from app.analytics.measures import (DurationSummary, FundFlow, SuccessRate, duration_text, fund_flow, funnel,
                                     nearest_rank, percent_text, percentile, ratio_basis_points, success_rate,
@@ -281,6 +281,20 @@ def test_the_funnel_counts_orders_at_each_step_with_drop_off(app: Flask) -> None
     assert [(step.step, step.orders) for step in steps] == [
         ("created", 10), ("qr_shown", 8), ("qr_opened", 5), ("paid", 4), ("refunded", 1)]
     assert [step.drop_off_basis_points for step in steps] == [None, 2000, 3750, 2000, 7500]
+
+
+def test_orders_the_balance_paid_whole_are_not_in_the_funnel(app: Flask) -> None:
+    shown = DAY_START + timedelta(hours=4)
+    with app.app_context():
+        store([Sale(status="paid"), Sale(status="paid"), Sale(status="paid", attempts=[paid_attempt(shown)])])
+        whole, part = db.session.scalars(select(Order.id).order_by(Order.id).limit(2)).all()
+        db.session.execute(update(Order).where(Order.id == whole).values(wallet_paid_fen=80, wallet_bonus_fen=20))
+        db.session.execute(update(Order).where(Order.id == part).values(wallet_paid_fen=99))  # 1 fen for a channel
+        db.session.commit()
+        steps = funnel_counts(ONE_DAY)
+    # The part-paid order still needed a channel and never got a QR; the balance-only one is out.
+    assert [(step.step, step.orders) for step in steps] == [
+        ("created", 2), ("qr_shown", 1), ("qr_opened", 1), ("paid", 1), ("refunded", 0)]
 
 
 def test_the_funnel_of_no_orders_has_no_drop_off() -> None:

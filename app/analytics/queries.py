@@ -92,7 +92,8 @@ def order_outcomes(days: DayRange) -> dict[str, DayOutcomes]:
     attempts did; on a channel, when it has an attempt (or a succeeded one) there, so an
     order that switched channel counts on both. "QR opened" counts an order when the
     channel told us of a scan, or when it was paid (nobody pays without opening).
-    Days without orders are missing.
+    Orders paid wholly from the prepaid balance are left out: they had nothing for a
+    channel to take. Days without orders are missing.
     """
     flag = lambda condition: func.max(case((condition, 1), else_=0))  # noqa: E731
     has_attempt = PaymentAttempt.id.is_not(None)
@@ -113,7 +114,8 @@ def order_outcomes(days: DayRange) -> dict[str, DayOutcomes]:
         # The attempts' range goes in the join: orders without an attempt stay in.
         .outerjoin(PaymentAttempt, and_(PaymentAttempt.order_id == Order.id,
                                         *_attempts_of_orders_created_in(days)))
-        .where(*_orders_created_in(days))
+        # Orders the balance paid whole never needed a channel: no QR to show or scan.
+        .where(*_orders_created_in(days), Order.total_fen > Order.wallet_paid_fen + Order.wallet_bonus_fen)
         .group_by(Order.id, Order.status, Order.created_at)
         .subquery()
     )
