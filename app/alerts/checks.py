@@ -24,6 +24,8 @@ the back-office page where they can act. The exact conditions (README "Alerts"):
 - **reconciliation discrepancies**: any still ``open``.
 - **unprocessed callbacks**: inbox rows still ``received`` ALERT_INBOX_AGE_MINUTES after
   they arrived (the sweep re-runs them after a minute already).
+- **job queue unreachable**: Redis is configured and cannot be read (the failed-jobs
+  alert is then unknown, and the periodic round delivers due e-mail itself).
 """
 from __future__ import annotations
 
@@ -55,7 +57,8 @@ SUCCESS_RATE = "success_rate"
 FAILED_JOBS = "failed_jobs"
 DISCREPANCIES = "discrepancies"
 STALE_INBOX = "stale_inbox"
-KINDS = (CHANNEL_SILENCE, SUCCESS_RATE, FAILED_JOBS, DISCREPANCIES, STALE_INBOX)
+QUEUE_UNREACHABLE = "queue_unreachable"
+KINDS = (CHANNEL_SILENCE, SUCCESS_RATE, FAILED_JOBS, DISCREPANCIES, STALE_INBOX, QUEUE_UNREACHABLE)
 SUCCESS_RATE_WINDOW = timedelta(hours=1)
 # In English whatever DEFAULT_LOCALE says, like the back office the alerts belong to.
 CHANNEL_NAMES = {"alipay": "Alipay", "wechat": "WeChat Pay"}
@@ -240,6 +243,9 @@ def evaluate(moment: datetime, failed_job_total: int | None) -> Evaluation:
         firing.extend(rate)
     if failed_job_total is None:
         unknown.add(FAILED_JOBS)
+        firing.append(Alert(QUEUE_UNREACHABLE, QUEUE_UNREACHABLE, CRITICAL,
+                            "Redis, the job queue, cannot be reached: callbacks, refunds and e-mails wait "
+                            "for the periodic round", "failed_jobs.index", "Failed jobs"))
     else:
         firing.extend(failed_jobs(failed_job_total))
     firing.extend(discrepancies())

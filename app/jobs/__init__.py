@@ -17,17 +17,18 @@ from app.observability.context import current_request_id
 log = logging.getLogger(__name__)
 
 
-def enqueue(name: str, *args: int | str) -> None:
+def enqueue(name: str, *args: int | str) -> bool:
     """Run job ``name`` (a key of `JOB_SPECS`) with primitive arguments, after commit.
 
     Never raises for a queue outage: the row is in the database, and the sweeper finds
-    work whose job was lost. The job's log records carry the request id this runs under
-    (inline, the job runs inside it; on RQ, it travels in the job's meta).
+    work whose job was lost. Returns False when the queue could not take the job (the
+    caller may run it itself). The job's log records carry the request id this runs
+    under (inline, the job runs inside it; on RQ, it travels in the job's meta).
     """
     spec = JOB_SPECS[name]
     if not current_app.config.get("REDIS_URL"):
         run_job(name, *args)
-        return
+        return True
     request_id = current_request_id()
     meta = {REQUEST_ID_META: request_id} if request_id else None
     try:
@@ -48,4 +49,6 @@ def enqueue(name: str, *args: int | str) -> None:
             pipeline.execute()
     except Exception as error:  # noqa: BLE001 - any Redis failure leaves the work to the sweeper
         log.warning("could not enqueue %s%r: %s", name, args, type(error).__name__)
+        return False
+    return True
 

@@ -27,6 +27,7 @@ from app.earnings.maturity import due_order_ids
 from app.earnings.statements import instructors_due
 from app.extensions import db
 from app.jobs import enqueue
+from app.jobs.runner import run_job
 from app.mail.services import due_message_ids
 from app.observability.metrics import count_periodic_failure
 from app.membership import pools as membership_pools
@@ -184,7 +185,10 @@ def deliver_due_mail() -> int:
     # and the caller's loaded rows stay attached.
     with current_app.app_context():
         for message_id in message_ids:
-            enqueue("deliver_email", message_id)
+            if not enqueue("deliver_email", message_id):
+                # Redis is down, which is when the alert e-mails matter most: deliver here
+                # (the delivery claims its message, so a worker finding it too sends once).
+                run_job("deliver_email", message_id)
     return len(message_ids)
 
 
