@@ -135,7 +135,8 @@ def test_the_command_prints_each_channels_lines_and_discrepancies(
     set_beijing(clock, D + DAY, 11)
     result = runner.invoke(args=["reconcile", "--date", "2026-11-20"])
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    # The report is on stdout; the log records the run on stderr, which Click mixes into output.
+    lines = result.stdout.splitlines()
     assert lines[0] == "alipay 2026-11-20: 1 line(s) checked, 1 discrepancy(ies) (1 new)"
     assert lines[1].split()[:3] == ["amount_mismatch", "payment", f"{trade_no}:"]
     assert "ours ¥100.01 succeeded" in lines[1] and "theirs ¥100.00 succeeded" in lines[1]
@@ -143,7 +144,7 @@ def test_the_command_prints_each_channels_lines_and_discrepancies(
 
     # The date defaults to yesterday in Beijing; --channel picks one.
     again = runner.invoke(args=["reconcile", "--channel", "wechat"])
-    assert again.exit_code == 0 and again.output.splitlines() == [
+    assert again.exit_code == 0 and again.stdout.splitlines() == [
         "wechat 2026-11-20: 1 line(s) checked, 0 discrepancy(ies)"]
 
 
