@@ -161,6 +161,19 @@ def attempt_of(order_no: str) -> PaymentAttempt:
     )
 
 
+def at_the_pay_page(app: Flask, client: FlaskClient) -> tuple[str, str]:
+    """A new ¥100 course, and a learner logged in on ``client`` who checked it out with
+    Alipay: the attempt's out_trade_no and the QR code the pay page shows."""
+    with app.app_context():
+        course_id = make_course(10000)
+        make_learner()
+    login(client)
+    order_no = checkout(client, [course_id])
+    with app.app_context():
+        attempt = attempt_of(order_no)
+        return attempt.out_trade_no, attempt.qr_code
+
+
 def scan_at_emulator(app: Flask, qr_url: str) -> str:
     """The learner's phone opens the QR's page; returns the page's path."""
     path = "/" + qr_url.split("://", 1)[1].split("/", 1)[1]

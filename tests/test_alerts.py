@@ -36,7 +36,7 @@ from app.reconciliation.services import record_run
 from app.timeutil import now
 from tests.alipay_oracle import notification_fields, signed_body
 from tests.conftest import Clock
-from tests.helpers import attempt_of, checkout, login, make_course, make_learner, pay_at_emulator
+from tests.helpers import at_the_pay_page, login, make_learner, pay_at_emulator
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 PASSWORD = "staff-password-1"
@@ -137,20 +137,6 @@ def assert_clears(app: Flask, admin: FlaskClient, key: str) -> None:
     assert len(alert_mail(app)) == 4 and episodes(app) == [(key, False)]
 
 
-def a_learner_at_the_pay_page(app: Flask) -> tuple[FlaskClient, str, str]:
-    """A learner who checked out a course with Alipay: their client, the attempt's QR
-    code and its out_trade_no."""
-    with app.app_context():
-        course_id = make_course()
-        make_learner()
-    learner = app.test_client()
-    login(learner)
-    order_no = checkout(learner, [course_id])
-    with app.app_context():
-        attempt = attempt_of(order_no)
-        return learner, attempt.qr_code, attempt.out_trade_no
-
-
 # --- 1. a channel silent while attempts wait ------------------------------------------
 
 
@@ -158,7 +144,7 @@ def a_learner_at_the_pay_page(app: Flask) -> tuple[FlaskClient, str, str]:
 def test_a_channel_silent_while_an_attempt_waits_alerts_until_its_callback_arrives(
     app: Flask, clock: Clock, admin: FlaskClient
 ) -> None:
-    _learner, qr, _out_trade_no = a_learner_at_the_pay_page(app)
+    _out_trade_no, qr = at_the_pay_page(app, app.test_client())
 
     clock.advance(minutes=9)  # the attempt has not waited the whole window yet
     assert firing(app) == {}
@@ -384,7 +370,8 @@ def test_an_unresolved_discrepancy_alerts_until_finance_resolves_it(app: Flask, 
 def test_a_callback_unprocessed_for_five_minutes_alerts_until_a_worker_books_it(
     app: Flask, clock: Clock, admin: FlaskClient, redis_jobs: redis.Redis
 ) -> None:
-    learner, _qr, out_trade_no = a_learner_at_the_pay_page(app)
+    learner = app.test_client()
+    out_trade_no, _qr = at_the_pay_page(app, learner)
     body = signed_body(notification_fields(out_trade_no, 10000))
     assert learner.post("/notify/alipay", data=body, headers=FORM).text == "success"  # queued; no worker runs
 

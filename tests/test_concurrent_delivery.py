@@ -12,19 +12,13 @@ from app.ledger.models import JournalEntry
 from app.ledger.services import unbalanced_entry_ids
 from app.payments.models import InboxNotification, PaymentAttempt
 from tests.alipay_oracle import notification_fields, signed_body
-from tests.helpers import attempt_of, checkout, login, make_course, make_learner
+from tests.helpers import at_the_pay_page
 
 DELIVERIES = 10
 
 
 def test_ten_concurrent_deliveries_book_one_payment(app, client):
-    with app.app_context():
-        course_id = make_course(10000)
-        make_learner()
-    login(client)
-    order_no = checkout(client, [course_id])
-    with app.app_context():
-        out_trade_no = attempt_of(order_no).out_trade_no
+    out_trade_no, _qr = at_the_pay_page(app, client)
     body = signed_body(notification_fields(out_trade_no, 10000))
 
     barrier = threading.Barrier(DELIVERIES)

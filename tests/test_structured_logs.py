@@ -8,7 +8,6 @@ import logging
 import re
 
 import pytest
-from flask import Flask
 from rq.serializers import JSONSerializer
 
 from app.config import load_config
@@ -18,7 +17,7 @@ from app.jobs.worker import JobWorker
 from app.observability.context import job_bound, request_id_bound
 from app.observability.logs import ContextFilter, make_formatter
 from tests.alipay_oracle import notification_fields, signed_body
-from tests.helpers import attempt_of, checkout, login, make_course, make_learner
+from tests.helpers import at_the_pay_page
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -30,16 +29,6 @@ def json_records(text: str) -> list[dict]:
         if line.startswith("{"):
             records.append(json.loads(line))
     return records
-
-
-def pending_trade(app: Flask, client) -> str:  # noqa: ANN001
-    with app.app_context():
-        course_id = make_course(10000)
-        make_learner()
-    login(client)
-    order_no = checkout(client, [course_id])
-    with app.app_context():
-        return attempt_of(order_no).out_trade_no
 
 
 def test_production_logs_json_and_development_text_by_default(tmp_path):
@@ -96,7 +85,7 @@ def test_a_requests_log_lines_are_json_with_its_request_id(app, client, capsys):
 
 @pytest.mark.app_config(LOG_FORMAT="json")
 def test_an_inline_job_logs_under_the_request_that_enqueued_it(app, client, capsys):
-    out_trade_no = pending_trade(app, client)
+    out_trade_no, _qr = at_the_pay_page(app, client)
     capsys.readouterr()
     body = signed_body(notification_fields(out_trade_no, 10000))
     response = client.post("/notify/alipay", data=body, headers={**FORM, "X-Request-Id": "req-inline-1"})
@@ -109,7 +98,7 @@ def test_an_inline_job_logs_under_the_request_that_enqueued_it(app, client, caps
 
 @pytest.mark.app_config(LOG_FORMAT="json")
 def test_an_rq_job_logs_under_the_request_that_enqueued_it(app, client, queued, capsys):
-    out_trade_no = pending_trade(app, client)
+    out_trade_no, _qr = at_the_pay_page(app, client)
     body = signed_body(notification_fields(out_trade_no, 10000))
     response = client.post("/notify/alipay", data=body, headers={**FORM, "X-Request-Id": "req-rq-1"})
     assert response.text == "success"
